@@ -1,0 +1,1105 @@
+/* SPDX-License-Identifier: BSD-3-Clause
+ * Copyright (c) 2026 The Sluice Authors */
+
+/*
+ * Lightweight threads: message queues, pollers, ticks.
+ *
+ * A thread's message queue is an MP/SC ring of pointers to messages taken from one
+ * global pool; each thread keeps a small cache of free messages (SPDK's scheme), so
+ * sending from a thread takes no pool operation in the steady state. A message is
+ * returned to the cache of the thread that ran it.
+ *
+ * Pollers live in one of five lists: run-always, timed (sorted by deadline), fd,
+ * paused, and reap. Callbacks may unregister or pause any poller of their thread,
+ * themselves included, so nothing is freed while a loop may hold it: run-always
+ * pollers are only marked and the loop unlinks them when it reaches them; timed
+ * pollers are unlinked while they run; fd pollers go to the reap list, freed at the
+ * end of sl_thread_poll().
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
+
+#include "sluice/log.h"
+#include "sluice/thread.h"
+#include "sluice/util.h"
+#include "thread_internal.h"
+
+pthread_mutex_t g_threads_lock = PTHREAD_MUTEX_INITIALIZER;
+struct thread_list g_threads = TAILQ_HEAD_INITIALIZER(g_threads);
+uint32_t g_thread_exit_timeout_ms = THREAD_EXIT_TIMEOUT_MS;
+uint64_t g_thread_fd_poll_ticks;
+
+/* Quiet fd pollers are polled every this many microseconds (see thread_poll_fds_due). */
+#define THREAD_FD_POLL_US 4
+
+static uint64_t g_next_thread_id = 1;
+static struct sl_thread *g_app_thread;
+static sl_new_thread_fn g_new_thread_fn;
+static size_t g_ctx_sz;
+static struct sl_mempool *g_msg_pool;
+static atomic_uint g_live_threads;
+static __thread struct sl_thread *tls_thread;
+
+/* --- Ticks -------------------------------------------------------------------- */
+
+static bool g_use_tsc;
+static uint64_t g_ticks_hz;
+static pthread_once_t g_ticks_once = PTHREAD_ONCE_INIT;
+
+static uint64_t
+clock_raw_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The TSC counts time only if it neither changes rate with frequency scaling
+ * (constant_tsc) nor stops in deep C-states (nonstop_tsc). */
+static bool
+ticks_tsc_is_invariant(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	char line[4096];
+	bool constant = false, nonstop = false;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	if (f == NULL) {
+		return false;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "flags", 5) == 0) {
+			constant = strstr(line, " constant_tsc") != NULL;
+			nonstop = strstr(line, " nonstop_tsc") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return constant && nonstop;
+#else
+	return false;
+#endif
+}
+
+static inline uint64_t
+ticks_read(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	if (sl_likely(g_use_tsc)) {
+		return __rdtsc();
+	}
+#endif
+	return clock_raw_ns();
+}
+
+/* Calibrate the TSC against CLOCK_MONOTONIC_RAW over a short spin: 5 ms gives a few
+ * ppm of error, well below what any timer here needs. */
+static void
+ticks_init(void)
+{
+	uint64_t t0, c0, t1, c1;
+
+	g_use_tsc = ticks_tsc_is_invariant();
+	if (!g_use_tsc) {
+		g_ticks_hz = 1000000000ull;
+		return;
+	}
+	t0 = clock_raw_ns();
+	c0 = ticks_read();
+	do {
+		t1 = clock_raw_ns();
+	} while (t1 - t0 < 5000000ull);
+	c1 = ticks_read();
+	/* Round to 10 kHz: the last digits are noise. */
+	g_ticks_hz = ((c1 - c0) * 1000000000ull / (t1 - t0) + 5000) / 10000 * 10000;
+}
+
+uint64_t
+sl_get_ticks(void)
+{
+	return ticks_read();
+}
+
+uint64_t
+sl_get_ticks_hz(void)
+{
+	pthread_once(&g_ticks_once, ticks_init);
+	return g_ticks_hz;
+}
+
+static uint64_t
+ticks_from_us(uint64_t us)
+{
+	return us * sl_get_ticks_hz() / 1000000ull;
+}
+
+/* --- Library -------------------------------------------------------------------- */
+
+int
+sl_thread_lib_init(sl_new_thread_fn new_thread_fn, size_t ctx_sz)
+{
+	char name[64];
+
+	if (g_msg_pool != NULL) {
+		return -EALREADY;
+	}
+	/* Ticks must be calibrated before the first thread reads them. */
+	sl_get_ticks_hz();
+	g_thread_fd_poll_ticks = ticks_from_us(THREAD_FD_POLL_US);
+	snprintf(name, sizeof(name), "sl_msg_%d", getpid());
+	g_msg_pool = env_mempool_create_heap(name, THREAD_MSG_POOL_SIZE, sizeof(struct thread_msg));
+	if (g_msg_pool == NULL) {
+		SL_ERRLOG("cannot allocate the message pool (%d messages)\n", THREAD_MSG_POOL_SIZE);
+		return -ENOMEM;
+	}
+	g_new_thread_fn = new_thread_fn;
+	g_ctx_sz = ctx_sz;
+	return 0;
+}
+
+void
+sl_thread_lib_fini(void)
+{
+	struct sl_thread *thread;
+
+	pthread_mutex_lock(&g_threads_lock);
+	TAILQ_FOREACH (thread, &g_threads, tailq) {
+		SL_ERRLOG("thread %s (id %" PRIu64 ") still exists\n", thread->name, thread->id);
+	}
+	pthread_mutex_unlock(&g_threads_lock);
+	sl_mempool_free(g_msg_pool);
+	g_msg_pool = NULL;
+	g_new_thread_fn = NULL;
+	g_ctx_sz = 0;
+	g_app_thread = NULL;
+	g_next_thread_id = 1;
+}
+
+uint32_t
+thread_live_count(void)
+{
+	return atomic_load(&g_live_threads);
+}
+
+/* --- Messages ------------------------------------------------------------------- */
+
+static struct thread_msg *
+msg_alloc(struct sl_thread *local)
+{
+	struct thread_msg *msg;
+	void *bulk[THREAD_MSG_BATCH];
+	size_t i;
+
+	if (local == NULL) {
+		return sl_mempool_get(g_msg_pool);
+	}
+	if (sl_unlikely(local->msg_cache_count == 0)) {
+		/* Refill in bulk: one ring operation for a batch. */
+		if (sl_mempool_get_bulk(g_msg_pool, bulk, SL_COUNTOF(bulk)) != 0) {
+			return sl_mempool_get(g_msg_pool);
+		}
+		for (i = 0; i < SL_COUNTOF(bulk); i++) {
+			STAILQ_INSERT_HEAD(&local->msg_cache, (struct thread_msg *)bulk[i], link);
+		}
+		local->msg_cache_count = SL_COUNTOF(bulk);
+	}
+	msg = STAILQ_FIRST(&local->msg_cache);
+	STAILQ_REMOVE_HEAD(&local->msg_cache, link);
+	local->msg_cache_count--;
+	return msg;
+}
+
+static void
+msg_free(struct sl_thread *local, struct thread_msg *msg)
+{
+	if (local != NULL && local->msg_cache_count < THREAD_MSG_CACHE_SIZE) {
+		STAILQ_INSERT_HEAD(&local->msg_cache, msg, link);
+		local->msg_cache_count++;
+		return;
+	}
+	sl_mempool_put(g_msg_pool, msg);
+}
+
+int
+sl_thread_send_msg(const struct sl_thread *cthread, sl_msg_fn fn, void *ctx)
+{
+	struct sl_thread *thread = (struct sl_thread *)(uintptr_t)cthread;
+	struct sl_thread *local = tls_thread;
+	struct thread_msg *msg;
+	size_t n;
+
+	msg = msg_alloc(local);
+	if (sl_unlikely(msg == NULL)) {
+		return -ENOMEM;
+	}
+	msg->fn = fn;
+	msg->arg = ctx;
+	/* Announce the send before reading the state: thread_exit_check() sets EXITED,
+	 * then waits for announced senders and re-checks the ring, so a message is
+	 * either refused here or seen there -- never left in a dead thread's ring. */
+	atomic_fetch_add(&thread->senders, 1);
+	if (sl_unlikely(atomic_load(&thread->state) == THREAD_STATE_EXITED)) {
+		atomic_fetch_sub(&thread->senders, 1);
+		msg_free(local, msg);
+		return -EIO;
+	}
+	n = sl_ring_enqueue(thread->messages, (void **)&msg, 1, NULL);
+	if (sl_unlikely(n != 1)) {
+		atomic_fetch_sub(&thread->senders, 1);
+		msg_free(local, msg);
+		return -ENOMEM;
+	}
+	/* Still announced: the thread cannot be destroyed under the wake hook. */
+	if (thread->wake_fn != NULL && thread != local) {
+		thread->wake_fn(thread, thread->wake_arg);
+	}
+	atomic_fetch_sub(&thread->senders, 1);
+	return 0;
+}
+
+static uint32_t
+msg_queue_run(struct sl_thread *thread, uint32_t max_msgs)
+{
+	void *msgs[THREAD_MSG_BATCH];
+	uint32_t total = 0;
+	size_t n, i;
+
+	if (max_msgs == 0) {
+		max_msgs = THREAD_MSG_BATCH;
+	}
+	do {
+		n = sl_ring_dequeue(thread->messages, msgs,
+				    SL_MIN(max_msgs - total, (uint32_t)SL_COUNTOF(msgs)));
+		for (i = 0; i < n; i++) {
+			struct thread_msg *msg = msgs[i];
+			sl_msg_fn fn = msg->fn;
+			void *arg = msg->arg;
+
+			/* Free first: fn's own sends then reuse the message from the cache. */
+			msg_free(thread, msg);
+			fn(arg);
+		}
+		total += (uint32_t)n;
+	} while (n == SL_COUNTOF(msgs) && total < max_msgs);
+	return total;
+}
+
+bool
+sl_thread_has_msgs(struct sl_thread *thread)
+{
+	return sl_ring_count(thread->messages) != 0;
+}
+
+/* --- Threads -------------------------------------------------------------------- */
+
+static void
+thread_init_fields(struct sl_thread *thread, const struct sl_cpuset *cpumask)
+{
+	atomic_init(&thread->state, THREAD_STATE_RUNNING);
+	atomic_init(&thread->senders, 0);
+	thread->epfd = -1;
+	STAILQ_INIT(&thread->msg_cache);
+	TAILQ_INIT(&thread->active_pollers);
+	TAILQ_INIT(&thread->timed_pollers);
+	TAILQ_INIT(&thread->fd_pollers);
+	TAILQ_INIT(&thread->paused_pollers);
+	TAILQ_INIT(&thread->reap_pollers);
+	TAILQ_INIT(&thread->io_channels);
+	if (cpumask != NULL) {
+		thread->cpumask = *cpumask;
+	} else {
+		memset(&thread->cpumask, 0xff, sizeof(thread->cpumask));
+	}
+}
+
+static void
+thread_free(struct sl_thread *thread)
+{
+	if (thread->epfd >= 0) {
+		close(thread->epfd);
+	}
+	sl_ring_free(thread->messages);
+	free(thread);
+}
+
+struct sl_thread *
+sl_thread_create(const char *name, const struct sl_cpuset *cpumask)
+{
+	struct sl_thread *thread;
+	size_t size;
+
+	if (g_msg_pool == NULL) {
+		SL_ERRLOG("thread library not initialised\n");
+		return NULL;
+	}
+	size = sizeof(*thread) + SL_ALIGN_UP(g_ctx_sz, SL_CACHE_LINE);
+	thread = aligned_alloc(SL_CACHE_LINE, SL_ALIGN_UP(size, SL_CACHE_LINE));
+	if (thread == NULL) {
+		return NULL;
+	}
+	memset(thread, 0, size);
+	thread_init_fields(thread, cpumask);
+	thread->messages = sl_ring_create(SL_RING_MP_SC, THREAD_MSG_RING_SIZE, SL_ENV_SOCKET_ANY);
+	thread->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (thread->messages == NULL || thread->epfd < 0) {
+		SL_ERRLOG("thread %s: cannot allocate its message ring or epoll fd\n",
+			  name ? name : "");
+		thread_free(thread);
+		return NULL;
+	}
+	thread->last_tick = sl_get_ticks();
+
+	pthread_mutex_lock(&g_threads_lock);
+	thread->id = g_next_thread_id++;
+	if (name != NULL) {
+		snprintf(thread->name, sizeof(thread->name), "%s", name);
+	} else {
+		snprintf(thread->name, sizeof(thread->name), "thread%" PRIu64, thread->id);
+	}
+	/* Ids only grow, so the list stays sorted by id (for_each order). */
+	TAILQ_INSERT_TAIL(&g_threads, thread, tailq);
+	if (g_app_thread == NULL) {
+		g_app_thread = thread;
+	}
+	pthread_mutex_unlock(&g_threads_lock);
+	atomic_fetch_add(&g_live_threads, 1);
+
+	if (g_new_thread_fn != NULL && g_new_thread_fn(thread) != 0) {
+		atomic_store(&thread->state, THREAD_STATE_EXITED);
+		sl_thread_destroy(thread);
+		return NULL;
+	}
+	return thread;
+}
+
+int
+sl_thread_exit(struct sl_thread *thread)
+{
+	if (thread == NULL || thread != tls_thread) {
+		return -EINVAL;
+	}
+	if (atomic_load(&thread->state) == THREAD_STATE_RUNNING) {
+		thread->exit_start_tick = sl_get_ticks();
+		atomic_store(&thread->state, THREAD_STATE_EXITING);
+	}
+	return 0;
+}
+
+bool
+sl_thread_is_exited(struct sl_thread *thread)
+{
+	return atomic_load(&thread->state) == THREAD_STATE_EXITED;
+}
+
+static void
+poller_list_free(struct poller_list *list)
+{
+	struct sl_poller *p;
+
+	while ((p = TAILQ_FIRST(list)) != NULL) {
+		TAILQ_REMOVE(list, p, tailq);
+		free(p);
+	}
+}
+
+static void
+thread_drop_msgs(struct sl_thread *thread)
+{
+	struct thread_msg *msg;
+	void *msgs[THREAD_MSG_BATCH];
+	size_t n, dropped = 0;
+
+	while ((n = sl_ring_dequeue(thread->messages, msgs, SL_COUNTOF(msgs))) > 0) {
+		sl_mempool_put_bulk(g_msg_pool, msgs, n);
+		dropped += n;
+	}
+	if (dropped > 0) {
+		SL_ERRLOG("thread %s: %zu messages dropped at destruction\n", thread->name,
+			  dropped);
+	}
+	while ((msg = STAILQ_FIRST(&thread->msg_cache)) != NULL) {
+		STAILQ_REMOVE_HEAD(&thread->msg_cache, link);
+		sl_mempool_put(g_msg_pool, msg);
+	}
+}
+
+void
+sl_thread_destroy(struct sl_thread *thread)
+{
+	if (thread == NULL) {
+		return;
+	}
+	if (!sl_thread_is_exited(thread)) {
+		SL_ERRLOG("thread %s destroyed before it exited\n", thread->name);
+	}
+	pthread_mutex_lock(&g_threads_lock);
+	TAILQ_REMOVE(&g_threads, thread, tailq);
+	if (g_app_thread == thread) {
+		g_app_thread = NULL;
+	}
+	pthread_mutex_unlock(&g_threads_lock);
+
+	io_channel_thread_release(thread);
+	poller_list_free(&thread->active_pollers);
+	poller_list_free(&thread->timed_pollers);
+	poller_list_free(&thread->fd_pollers);
+	poller_list_free(&thread->paused_pollers);
+	poller_list_free(&thread->reap_pollers);
+	thread_drop_msgs(thread);
+	if (tls_thread == thread) {
+		tls_thread = NULL;
+	}
+	thread_free(thread);
+	atomic_fetch_sub(&g_live_threads, 1);
+}
+
+void
+thread_log_leaks(struct sl_thread *thread)
+{
+	struct poller_list *lists[] = {&thread->active_pollers, &thread->timed_pollers,
+				       &thread->fd_pollers, &thread->paused_pollers};
+	struct sl_poller *p;
+	size_t i;
+
+	for (i = 0; i < SL_COUNTOF(lists); i++) {
+		TAILQ_FOREACH (p, lists[i], tailq) {
+			if (p->state != POLLER_STATE_UNREGISTERED) {
+				SL_ERRLOG("thread %s still holds poller %s\n", thread->name,
+					  p->name);
+			}
+		}
+	}
+	io_channel_thread_log(thread);
+}
+
+/* Finish exiting once nothing is left: no pollers, no channels, no messages. */
+static void
+thread_exit_check(struct sl_thread *thread, uint64_t now)
+{
+	bool idle = thread->poller_count == 0 && TAILQ_EMPTY(&thread->io_channels) &&
+		    !sl_thread_has_msgs(thread);
+
+	if (!idle) {
+		if (now - thread->exit_start_tick <
+		    g_thread_exit_timeout_ms * (sl_get_ticks_hz() / 1000)) {
+			return;
+		}
+		SL_ERRLOG("thread %s did not exit within %u ms; forcing it\n", thread->name,
+			  g_thread_exit_timeout_ms);
+		thread_log_leaks(thread);
+	}
+	atomic_store(&thread->state, THREAD_STATE_EXITED);
+	/* A sender that read the old state is announced in senders: wait for its
+	 * enqueue, then look again (see sl_thread_send_msg). */
+	while (atomic_load(&thread->senders) != 0) {
+		sched_yield();
+	}
+	if (idle && sl_thread_has_msgs(thread)) {
+		atomic_store(&thread->state, THREAD_STATE_EXITING);
+	}
+}
+
+/* --- Pollers -------------------------------------------------------------------- */
+
+static void
+poller_timed_insert(struct sl_thread *thread, struct sl_poller *poller)
+{
+	struct sl_poller *p;
+
+	/* Most new deadlines are the latest: search from the tail. */
+	TAILQ_FOREACH_REVERSE(p, &thread->timed_pollers, poller_list, tailq)
+	{
+		if (p->next_run_tick <= poller->next_run_tick) {
+			TAILQ_INSERT_AFTER(&thread->timed_pollers, p, poller, tailq);
+			return;
+		}
+	}
+	TAILQ_INSERT_HEAD(&thread->timed_pollers, poller, tailq);
+}
+
+static inline int
+poller_run(struct sl_poller *poller)
+{
+	int rc;
+
+	poller->state = POLLER_STATE_RUNNING;
+	rc = poller->fn(poller->arg);
+	poller->run_count++;
+	if (rc > 0) {
+		poller->busy_count++;
+	}
+	if (poller->state == POLLER_STATE_RUNNING) {
+		poller->state = POLLER_STATE_WAITING;
+	}
+	return rc > 0 ? 1 : 0;
+}
+
+static int
+thread_run_active_pollers(struct sl_thread *thread)
+{
+	struct sl_poller *p, *tmp;
+	int busy = 0;
+
+	TAILQ_FOREACH_SAFE (p, &thread->active_pollers, tailq, tmp) {
+		if (sl_likely(p->state == POLLER_STATE_WAITING)) {
+			busy |= poller_run(p);
+		}
+		/* Handle what the poller, or one before it, asked for. */
+		if (sl_unlikely(p->state == POLLER_STATE_UNREGISTERED)) {
+			TAILQ_REMOVE(&thread->active_pollers, p, tailq);
+			free(p);
+		} else if (sl_unlikely(p->state == POLLER_STATE_PAUSING)) {
+			TAILQ_REMOVE(&thread->active_pollers, p, tailq);
+			TAILQ_INSERT_TAIL(&thread->paused_pollers, p, tailq);
+			p->state = POLLER_STATE_PAUSED;
+		}
+	}
+	return busy;
+}
+
+static int
+thread_run_timed_pollers(struct sl_thread *thread, uint64_t now)
+{
+	struct sl_poller *p;
+	int busy = 0;
+
+	while ((p = TAILQ_FIRST(&thread->timed_pollers)) != NULL && p->next_run_tick <= now) {
+		TAILQ_REMOVE(&thread->timed_pollers, p, tailq);
+		busy |= poller_run(p);
+		switch (p->state) {
+		case POLLER_STATE_UNREGISTERED:
+			TAILQ_INSERT_TAIL(&thread->reap_pollers, p, tailq);
+			break;
+		case POLLER_STATE_PAUSING:
+			TAILQ_INSERT_TAIL(&thread->paused_pollers, p, tailq);
+			p->state = POLLER_STATE_PAUSED;
+			break;
+		default:
+			p->next_run_tick = now + p->period_ticks;
+			poller_timed_insert(thread, p);
+			break;
+		}
+	}
+	return busy;
+}
+
+int
+sl_thread_poll_fds(struct sl_thread *thread, int timeout_ms)
+{
+	struct epoll_event evs[32];
+	struct sl_thread *orig = tls_thread;
+	int n, i, count = 0;
+
+	n = epoll_wait(thread->epfd, evs, SL_COUNTOF(evs), timeout_ms);
+	if (n < 0) {
+		return errno == EINTR ? 0 : -errno;
+	}
+	tls_thread = thread;
+	for (i = 0; i < n; i++) {
+		struct sl_poller *p = evs[i].data.ptr;
+
+		/* Unregistered or paused by an earlier callback of this batch. */
+		if (p->state != POLLER_STATE_WAITING) {
+			continue;
+		}
+		poller_run(p);
+		count++;
+	}
+	tls_thread = orig;
+	return count;
+}
+
+/* Quiet fd pollers cost an epoll_wait() syscall per look, several times the cost of
+ * an idle iteration, so they are looked at every THREAD_FD_POLL_US only -- at once
+ * while they keep having events, or when a scheduler saw the epoll fd readable. */
+static int
+thread_run_fd_pollers(struct sl_thread *thread, uint64_t now)
+{
+	int n;
+
+	if (thread->fd_count == 0) {
+		return 0;
+	}
+	if (!thread->fd_ready && !thread->fd_busy &&
+	    now - thread->last_fd_poll_tick < g_thread_fd_poll_ticks) {
+		return 0;
+	}
+	n = sl_thread_poll_fds(thread, 0);
+	thread->fd_ready = false;
+	thread->fd_busy = n > 0;
+	thread->last_fd_poll_tick = now;
+	return n > 0;
+}
+
+static void
+thread_reap_pollers(struct sl_thread *thread)
+{
+	if (sl_unlikely(!TAILQ_EMPTY(&thread->reap_pollers))) {
+		poller_list_free(&thread->reap_pollers);
+	}
+}
+
+int
+sl_thread_poll(struct sl_thread *thread, uint32_t max_msgs, uint64_t now)
+{
+	struct sl_thread *orig = tls_thread;
+	uint64_t end;
+	int busy, spin;
+
+	tls_thread = thread;
+	if (now == 0) {
+		now = sl_get_ticks();
+	}
+	spin = msg_queue_run(thread, max_msgs) > 0;
+	spin |= thread_run_active_pollers(thread);
+	spin |= thread_run_fd_pollers(thread, now);
+	busy = spin | thread_run_timed_pollers(thread, now);
+	thread_reap_pollers(thread);
+	thread->spin_busy = spin;
+
+	end = sl_get_ticks();
+	if (busy) {
+		thread->stats.busy_tsc += end - now;
+	} else {
+		thread->stats.idle_tsc += end - now;
+	}
+	thread->last_tick = end;
+	if (sl_unlikely(atomic_load_explicit(&thread->state, memory_order_relaxed) ==
+			THREAD_STATE_EXITING)) {
+		thread_exit_check(thread, end);
+	}
+	tls_thread = orig;
+	return busy;
+}
+
+uint64_t
+sl_thread_next_poller_ticks(struct sl_thread *thread, uint64_t now)
+{
+	struct sl_poller *p;
+
+	if (sl_thread_has_msgs(thread) || thread->fd_ready || thread->fd_busy) {
+		return 0;
+	}
+	p = TAILQ_FIRST(&thread->timed_pollers);
+	if (p == NULL) {
+		return UINT64_MAX;
+	}
+	return p->next_run_tick <= now ? 0 : p->next_run_tick - now;
+}
+
+bool
+sl_thread_has_active_pollers(struct sl_thread *thread)
+{
+	return thread->active_count > 0;
+}
+
+static struct sl_poller *
+poller_alloc(sl_poller_fn fn, void *arg, const char *name)
+{
+	struct sl_poller *poller;
+
+	if (tls_thread == NULL) {
+		SL_ERRLOG("poller %s: not called on a thread\n", name ? name : "");
+		errno = EINVAL;
+		return NULL;
+	}
+	poller = calloc(1, sizeof(*poller));
+	if (poller == NULL) {
+		return NULL;
+	}
+	poller->thread = tls_thread;
+	poller->fn = fn;
+	poller->arg = arg;
+	poller->fd = -1;
+	poller->state = POLLER_STATE_WAITING;
+	if (name != NULL) {
+		snprintf(poller->name, sizeof(poller->name), "%s", name);
+	} else {
+		snprintf(poller->name, sizeof(poller->name), "%p", (void *)(uintptr_t)fn);
+	}
+	return poller;
+}
+
+struct sl_poller *
+sl_poller_register(sl_poller_fn fn, void *arg, uint64_t period_us, const char *name)
+{
+	struct sl_poller *poller = poller_alloc(fn, arg, name);
+	struct sl_thread *thread;
+
+	if (poller == NULL) {
+		return NULL;
+	}
+	thread = poller->thread;
+	thread->poller_count++;
+	if (period_us == 0) {
+		poller->kind = POLLER_KIND_ACTIVE;
+		TAILQ_INSERT_TAIL(&thread->active_pollers, poller, tailq);
+		thread->active_count++;
+		return poller;
+	}
+	poller->kind = POLLER_KIND_TIMED;
+	poller->period_ticks = SL_MAX(ticks_from_us(period_us), 1);
+	poller->next_run_tick = sl_get_ticks() + poller->period_ticks;
+	poller_timed_insert(thread, poller);
+	return poller;
+}
+
+struct sl_poller *
+sl_poller_register_fd(int fd, uint32_t events, sl_poller_fn fn, void *arg, const char *name)
+{
+	struct sl_poller *poller = poller_alloc(fn, arg, name);
+	struct epoll_event ev = {.events = events};
+	struct sl_thread *thread;
+	int err;
+
+	if (poller == NULL) {
+		return NULL;
+	}
+	thread = poller->thread;
+	poller->kind = POLLER_KIND_FD;
+	poller->fd = fd;
+	poller->events = events;
+	ev.data.ptr = poller;
+	if (epoll_ctl(thread->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		err = errno;
+		SL_ERRLOG("poller %s: cannot watch fd %d: %s\n", poller->name, fd, strerror(err));
+		free(poller);
+		errno = err;
+		return NULL;
+	}
+	TAILQ_INSERT_TAIL(&thread->fd_pollers, poller, tailq);
+	thread->fd_count++;
+	thread->poller_count++;
+	return poller;
+}
+
+int
+sl_poller_fd_set_events(struct sl_poller *poller, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = poller};
+
+	if (poller->kind != POLLER_KIND_FD) {
+		return -EINVAL;
+	}
+	poller->events = events;
+	if (poller->state == POLLER_STATE_PAUSED) {
+		return 0;
+	}
+	return epoll_ctl(poller->thread->epfd, EPOLL_CTL_MOD, poller->fd, &ev) == 0 ? 0 : -errno;
+}
+
+static void
+poller_fd_watch(struct sl_poller *poller, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = poller};
+
+	if (epoll_ctl(poller->thread->epfd, EPOLL_CTL_MOD, poller->fd, &ev) != 0) {
+		SL_ERRLOG("poller %s: epoll_ctl on fd %d: %s\n", poller->name, poller->fd,
+			  strerror(errno));
+	}
+}
+
+/* Unlink a poller that is not run-always from wherever it is and reap it. */
+static void
+poller_unregister_unlink(struct sl_thread *thread, struct sl_poller *p, bool paused)
+{
+	if (p->kind == POLLER_KIND_FD) {
+		/* The fd may already be closed; then epoll dropped it by itself. */
+		epoll_ctl(thread->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+		if (!paused) {
+			thread->fd_count--;
+		}
+	}
+	if (paused) {
+		TAILQ_REMOVE(&thread->paused_pollers, p, tailq);
+	} else if (p->kind == POLLER_KIND_FD) {
+		TAILQ_REMOVE(&thread->fd_pollers, p, tailq);
+	} else if (p->state != POLLER_STATE_RUNNING && p->state != POLLER_STATE_PAUSING) {
+		TAILQ_REMOVE(&thread->timed_pollers, p, tailq);
+	} else {
+		/* A running timed poller is in no list: its loop reaps it. */
+		p->state = POLLER_STATE_UNREGISTERED;
+		return;
+	}
+	p->state = POLLER_STATE_UNREGISTERED;
+	TAILQ_INSERT_TAIL(&thread->reap_pollers, p, tailq);
+}
+
+void
+sl_poller_unregister(struct sl_poller **pp)
+{
+	struct sl_poller *p = *pp;
+	struct sl_thread *thread;
+
+	if (p == NULL) {
+		return;
+	}
+	*pp = NULL;
+	thread = p->thread;
+	if (p->state == POLLER_STATE_UNREGISTERED) {
+		return;
+	}
+	if (tls_thread != thread) {
+		SL_ERRLOG("poller %s unregistered off its thread %s\n", p->name, thread->name);
+	}
+	thread->poller_count--;
+	if (p->kind == POLLER_KIND_ACTIVE && p->state != POLLER_STATE_PAUSED) {
+		if (p->state != POLLER_STATE_PAUSING) {
+			thread->active_count--;
+		}
+		/* Its loop may hold it: the loop unlinks and frees it. */
+		p->state = POLLER_STATE_UNREGISTERED;
+		return;
+	}
+	poller_unregister_unlink(thread, p, p->state == POLLER_STATE_PAUSED);
+}
+
+void
+sl_poller_pause(struct sl_poller *p)
+{
+	struct sl_thread *thread = p->thread;
+
+	if (p->state == POLLER_STATE_PAUSED || p->state == POLLER_STATE_PAUSING ||
+	    p->state == POLLER_STATE_UNREGISTERED) {
+		return;
+	}
+	switch (p->kind) {
+	case POLLER_KIND_ACTIVE:
+		/* Its loop moves it to the paused list. */
+		p->state = POLLER_STATE_PAUSING;
+		thread->active_count--;
+		break;
+	case POLLER_KIND_TIMED:
+		if (p->state == POLLER_STATE_RUNNING) {
+			p->state = POLLER_STATE_PAUSING;
+			break;
+		}
+		TAILQ_REMOVE(&thread->timed_pollers, p, tailq);
+		TAILQ_INSERT_TAIL(&thread->paused_pollers, p, tailq);
+		p->state = POLLER_STATE_PAUSED;
+		break;
+	case POLLER_KIND_FD:
+		/* fd_poll loops walk epoll's array, not the list: moving it is safe. */
+		poller_fd_watch(p, 0);
+		TAILQ_REMOVE(&thread->fd_pollers, p, tailq);
+		TAILQ_INSERT_TAIL(&thread->paused_pollers, p, tailq);
+		thread->fd_count--;
+		p->state = POLLER_STATE_PAUSED;
+		break;
+	}
+}
+
+void
+sl_poller_resume(struct sl_poller *p)
+{
+	struct sl_thread *thread = p->thread;
+
+	if (p->state == POLLER_STATE_PAUSING) {
+		/* Still where it was: just cancel the pause. */
+		p->state = POLLER_STATE_WAITING;
+		if (p->kind == POLLER_KIND_ACTIVE) {
+			thread->active_count++;
+		}
+		return;
+	}
+	if (p->state != POLLER_STATE_PAUSED) {
+		return;
+	}
+	TAILQ_REMOVE(&thread->paused_pollers, p, tailq);
+	p->state = POLLER_STATE_WAITING;
+	switch (p->kind) {
+	case POLLER_KIND_ACTIVE:
+		TAILQ_INSERT_TAIL(&thread->active_pollers, p, tailq);
+		thread->active_count++;
+		break;
+	case POLLER_KIND_TIMED:
+		p->next_run_tick = sl_get_ticks() + p->period_ticks;
+		poller_timed_insert(thread, p);
+		break;
+	case POLLER_KIND_FD:
+		poller_fd_watch(p, p->events);
+		TAILQ_INSERT_TAIL(&thread->fd_pollers, p, tailq);
+		thread->fd_count++;
+		break;
+	}
+}
+
+int
+sl_thread_get_epoll_fd(const struct sl_thread *thread)
+{
+	return thread->epfd;
+}
+
+/* --- Accessors ------------------------------------------------------------------ */
+
+struct sl_thread *
+sl_get_thread(void)
+{
+	return tls_thread;
+}
+
+void
+sl_set_thread(struct sl_thread *thread)
+{
+	tls_thread = thread;
+}
+
+struct sl_thread *
+sl_thread_get_app_thread(void)
+{
+	return g_app_thread;
+}
+
+const char *
+sl_thread_get_name(const struct sl_thread *thread)
+{
+	return thread->name;
+}
+
+uint64_t
+sl_thread_get_id(const struct sl_thread *thread)
+{
+	return thread->id;
+}
+
+struct sl_thread *
+sl_thread_get_by_id(uint64_t id)
+{
+	struct sl_thread *thread;
+
+	pthread_mutex_lock(&g_threads_lock);
+	TAILQ_FOREACH (thread, &g_threads, tailq) {
+		if (thread->id == id) {
+			break;
+		}
+	}
+	pthread_mutex_unlock(&g_threads_lock);
+	return thread;
+}
+
+void *
+sl_thread_get_ctx(struct sl_thread *thread)
+{
+	return thread->ctx;
+}
+
+struct sl_thread *
+sl_thread_get_from_ctx(void *ctx)
+{
+	return SL_CONTAINEROF(ctx, struct sl_thread, ctx);
+}
+
+const struct sl_cpuset *
+sl_thread_get_cpumask(const struct sl_thread *thread)
+{
+	return &thread->cpumask;
+}
+
+void
+sl_thread_set_wake_fn(struct sl_thread *thread, sl_thread_wake_fn fn, void *arg)
+{
+	thread->wake_arg = arg;
+	thread->wake_fn = fn;
+}
+
+int
+sl_thread_get_stats(struct sl_thread *thread, struct sl_thread_stats *stats)
+{
+	*stats = thread->stats;
+	return 0;
+}
+
+/* --- for_each_thread ------------------------------------------------------------ */
+
+struct thread_for_each {
+	sl_msg_fn fn;
+	sl_msg_fn cpl;
+	void *ctx;
+	struct sl_thread *orig;
+};
+
+struct sl_thread *
+thread_next_locked(struct sl_thread *prev)
+{
+	struct sl_thread *t = prev == NULL ? TAILQ_FIRST(&g_threads) : TAILQ_NEXT(prev, tailq);
+
+	while (t != NULL && atomic_load(&t->state) == THREAD_STATE_EXITED) {
+		t = TAILQ_NEXT(t, tailq);
+	}
+	return t;
+}
+
+static void
+for_each_thread_cpl(void *arg)
+{
+	struct thread_for_each *fe = arg;
+
+	fe->cpl(fe->ctx);
+	free(fe);
+}
+
+static void for_each_thread_step(void *arg);
+
+/* Send the iteration to the first live thread after prev, or complete it. The lock
+ * keeps the target from being destroyed before the message is queued. */
+static void
+for_each_thread_next(struct thread_for_each *fe, struct sl_thread *prev)
+{
+	struct sl_thread *t;
+	int rc = -EIO;
+
+	pthread_mutex_lock(&g_threads_lock);
+	for (t = thread_next_locked(prev); t != NULL; t = thread_next_locked(t)) {
+		rc = sl_thread_send_msg(t, for_each_thread_step, fe);
+		if (rc == 0) {
+			break;
+		}
+	}
+	pthread_mutex_unlock(&g_threads_lock);
+	if (rc != 0 && sl_thread_send_msg(fe->orig, for_each_thread_cpl, fe) != 0) {
+		SL_ERRLOG("for_each_thread: cannot complete on thread %s\n", fe->orig->name);
+		free(fe);
+	}
+}
+
+static void
+for_each_thread_step(void *arg)
+{
+	struct thread_for_each *fe = arg;
+
+	fe->fn(fe->ctx);
+	for_each_thread_next(fe, tls_thread);
+}
+
+void
+sl_for_each_thread(sl_msg_fn fn, void *ctx, sl_msg_fn cpl)
+{
+	struct thread_for_each *fe;
+
+	if (tls_thread == NULL) {
+		SL_ERRLOG("sl_for_each_thread: not called on a thread\n");
+		return;
+	}
+	fe = calloc(1, sizeof(*fe));
+	if (fe == NULL) {
+		SL_ERRLOG("sl_for_each_thread: out of memory\n");
+		return;
+	}
+	fe->fn = fn;
+	fe->cpl = cpl;
+	fe->ctx = ctx;
+	fe->orig = tls_thread;
+	for_each_thread_next(fe, NULL);
+}

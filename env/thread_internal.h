@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: BSD-3-Clause
+ * Copyright (c) 2026 The Sluice Authors */
+
+/** \file
+ * Private structures of the thread library, shared by thread.c, io_channel.c and
+ * reactor.c, and reached by their unit tests.
+ */
+#ifndef SLUICE_THREAD_INTERNAL_H
+#define SLUICE_THREAD_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "sluice/cpuset.h"
+#include "sluice/env.h"
+#include "sluice/thread.h"
+#include "sluice/util.h"
+
+#define THREAD_NAME_LEN 64
+#define POLLER_NAME_LEN 64
+/** Capacity of each thread's message ring (slots are touched only when used). */
+#define THREAD_MSG_RING_SIZE 65536
+/** Messages in the global pool, shared by all threads. */
+#define THREAD_MSG_POOL_SIZE 131071
+/** Free messages a thread keeps for itself, so sending rarely touches the pool. */
+#define THREAD_MSG_CACHE_SIZE 256
+/** Default message batch of one sl_thread_poll() iteration. */
+#define THREAD_MSG_BATCH 32
+/** Milliseconds a thread may take to exit before it is forced (leaks logged). */
+#define THREAD_EXIT_TIMEOUT_MS 5000
+
+struct thread_msg {
+	sl_msg_fn fn;
+	void *arg;
+	STAILQ_ENTRY(thread_msg) link;
+};
+
+enum poller_state {
+	/* In its list, waiting for its turn. */
+	POLLER_STATE_WAITING,
+	/* Its callback is running now. */
+	POLLER_STATE_RUNNING,
+	/* Unregistered; freed by the poll loop, which may still hold it. */
+	POLLER_STATE_UNREGISTERED,
+	/* Pause requested while it ran or sat in the run-always list. */
+	POLLER_STATE_PAUSING,
+	POLLER_STATE_PAUSED,
+};
+
+enum poller_kind {
+	POLLER_KIND_ACTIVE, /* run on every iteration */
+	POLLER_KIND_TIMED,  /* run at most once per period */
+	POLLER_KIND_FD,     /* run when its fd has events */
+};
+
+struct sl_poller {
+	TAILQ_ENTRY(sl_poller) tailq;
+	enum poller_state state;
+	enum poller_kind kind;
+	struct sl_thread *thread;
+	sl_poller_fn fn;
+	void *arg;
+	uint64_t period_ticks;
+	uint64_t next_run_tick;
+	int fd;
+	uint32_t events;
+	uint64_t run_count;
+	uint64_t busy_count;
+	char name[POLLER_NAME_LEN];
+};
+
+TAILQ_HEAD(poller_list, sl_poller);
+
+enum thread_state {
+	THREAD_STATE_RUNNING,
+	THREAD_STATE_EXITING,
+	THREAD_STATE_EXITED,
+};
+
+struct sl_thread {
+	/* Read by senders on other cores: kept apart from the owner's hot fields. */
+	struct sl_ring *messages;
+	_Atomic(enum thread_state) state;
+	sl_thread_wake_fn wake_fn;
+	void *wake_arg;
+	/* Senders between their state check and their enqueue (see thread_exit_check). */
+	atomic_uint senders __attribute__((aligned(SL_CACHE_LINE)));
+
+	/* Owner-only from here on. */
+	uint64_t id __attribute__((aligned(SL_CACHE_LINE)));
+	char name[THREAD_NAME_LEN];
+	struct sl_cpuset cpumask;
+	STAILQ_HEAD(, thread_msg) msg_cache;
+	uint32_t msg_cache_count;
+
+	struct poller_list active_pollers;
+	struct poller_list timed_pollers; /* sorted by next_run_tick */
+	struct poller_list fd_pollers;
+	struct poller_list paused_pollers;
+	struct poller_list reap_pollers; /* unregistered, freed at the end of a poll */
+	uint32_t active_count;           /* live run-always pollers, not paused */
+	uint32_t poller_count;           /* live pollers of any kind, paused included */
+
+	int epfd;
+	uint32_t fd_count;
+	/* fd pollers are polled at most every fd_poll_ticks while they stay quiet. */
+	uint64_t last_fd_poll_tick;
+	bool fd_ready; /* set by a scheduler that saw the epoll fd readable */
+	bool fd_busy;  /* the last fd poll ran something: poll again next iteration */
+
+	/* Set by sl_thread_poll: messages, run-always or fd pollers were busy (the
+	 * work that adaptive scheduling keeps spinning for; timed pollers are not). */
+	bool spin_busy;
+
+	TAILQ_HEAD(, sl_io_channel) io_channels; /* under g_devlist_lock (io_channel.c) */
+
+	uint64_t exit_start_tick;
+	uint64_t last_tick;
+	struct sl_thread_stats stats;
+
+	TAILQ_ENTRY(sl_thread) tailq; /* g_threads, under g_threads_lock, by id */
+
+	uint8_t ctx[] __attribute__((aligned(SL_CACHE_LINE)));
+};
+
+/* struct sl_io_channel is defined here so thread.c can report leaked channels. */
+struct io_device;
+
+struct sl_io_channel {
+	struct sl_thread *thread;
+	struct io_device *dev;
+	uint32_t ref;
+	bool destroy_pending;
+	TAILQ_ENTRY(sl_io_channel) tailq;
+	/* The per-thread context follows, cache-line aligned. */
+	uint8_t ctx[] __attribute__((aligned(SL_CACHE_LINE)));
+};
+
+/** Protects g_threads (thread.c). Never taken before g_devlist_lock (io_channel.c). */
+extern pthread_mutex_t g_threads_lock;
+extern TAILQ_HEAD(thread_list, sl_thread) g_threads;
+
+/** \return the number of created, not yet destroyed threads. */
+uint32_t thread_live_count(void);
+/** \return the next live (not exited) thread after prev in id order (NULL = first). Lock held. */
+struct sl_thread *thread_next_locked(struct sl_thread *prev);
+/** Log what keeps a thread from exiting: its pollers and channels. */
+void thread_log_leaks(struct sl_thread *thread);
+/** Milliseconds before a thread that does not exit is forced out (tests lower it). */
+extern uint32_t g_thread_exit_timeout_ms;
+/** Ticks between polls of quiet fd pollers (see sl_thread_poll). */
+extern uint64_t g_thread_fd_poll_ticks;
+
+/** Release the channels a thread leaked when it was forced to exit (io_channel.c). */
+void io_channel_thread_release(struct sl_thread *thread);
+/** Log the channels a thread still holds (io_channel.c). */
+void io_channel_thread_log(struct sl_thread *thread);
+
+/**
+ * Create a heap mempool whatever the EAL state (env_pool.c). The message pool uses it:
+ * messages never reach a device, and the thread library may outlive the EAL.
+ */
+struct sl_mempool *env_mempool_create_heap(const char *name, size_t count, size_t elt_size);
+
+#endif /* SLUICE_THREAD_INTERNAL_H */

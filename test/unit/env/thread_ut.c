@@ -1,0 +1,696 @@
+/* SPDX-License-Identifier: BSD-3-Clause
+ * Copyright (c) 2026 The Sluice Authors */
+
+/*
+ * Unit tests of env/thread.c: messages, pollers, exit, for_each_thread. Threads are
+ * polled by hand (no reactors). Timing is only ever checked loosely: the machine
+ * running the tests may be loaded.
+ */
+
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "env/thread_internal.h"
+#include "sluice/thread.h"
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Poll thread until *flag is non-zero or timeout_ms passes. \return *flag. */
+static int
+poll_until(struct sl_thread *thread, const atomic_int *flag, uint64_t timeout_ms)
+{
+	uint64_t end = now_ms() + timeout_ms;
+
+	while (atomic_load(flag) == 0 && now_ms() < end) {
+		sl_thread_poll(thread, 0, 0);
+	}
+	return atomic_load(flag);
+}
+
+static void
+poll_for_ms(struct sl_thread *thread, uint64_t ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		sl_thread_poll(thread, 0, 0);
+	}
+}
+
+static struct sl_thread *
+thread_new(const char *name)
+{
+	struct sl_thread *t = sl_thread_create(name, NULL);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	return t;
+}
+
+/* Exit and destroy a thread that holds nothing. */
+static void
+thread_end(struct sl_thread *t)
+{
+	sl_set_thread(t);
+	CU_ASSERT(sl_thread_exit(t) == 0);
+	while (!sl_thread_is_exited(t)) {
+		sl_thread_poll(t, 0, 0);
+	}
+	sl_set_thread(NULL);
+	sl_thread_destroy(t);
+}
+
+/* --- Messages ------------------------------------------------------------------- */
+
+#define SEQ_LEN 1000
+static int g_seq[SEQ_LEN];
+static int g_seq_n;
+
+static void
+msg_record(void *arg)
+{
+	g_seq[g_seq_n++] = (int)(intptr_t)arg;
+}
+
+static void
+test_send_msg_order(void)
+{
+	struct sl_thread *t = thread_new("order");
+	int i;
+
+	g_seq_n = 0;
+	sl_set_thread(t);
+	CU_ASSERT(sl_thread_has_msgs(t) == false);
+	for (i = 0; i < SEQ_LEN; i++) {
+		CU_ASSERT(sl_thread_send_msg(t, msg_record, (void *)(intptr_t)i) == 0);
+	}
+	CU_ASSERT(sl_thread_has_msgs(t));
+	CU_ASSERT(sl_thread_next_poller_ticks(t, sl_get_ticks()) == 0);
+	/* Batches: one poll runs at most max_msgs. */
+	CU_ASSERT(sl_thread_poll(t, 10, 0) > 0);
+	CU_ASSERT(g_seq_n == 10);
+	while (g_seq_n < SEQ_LEN) {
+		sl_thread_poll(t, 0, 0);
+	}
+	for (i = 0; i < SEQ_LEN; i++) {
+		CU_ASSERT(g_seq[i] == i);
+	}
+	CU_ASSERT(sl_thread_poll(t, 0, 0) == 0);
+	thread_end(t);
+}
+
+#define PRODUCER_MSGS 20000
+struct producer {
+	struct sl_thread *target;
+	int id;
+	int last[2];
+	atomic_int *done;
+};
+static atomic_int g_msgs_run;
+static bool g_order_ok = true;
+static int g_last_seen[2] = {-1, -1};
+
+static void
+msg_from_producer(void *arg)
+{
+	intptr_t v = (intptr_t)arg;
+	int id = (int)(v & 1), seq = (int)(v >> 1);
+
+	if (seq != g_last_seen[id] + 1) {
+		g_order_ok = false;
+	}
+	g_last_seen[id] = seq;
+	atomic_fetch_add(&g_msgs_run, 1);
+}
+
+static void *
+producer_main(void *arg)
+{
+	struct producer *p = arg;
+	intptr_t i;
+
+	for (i = 0; i < PRODUCER_MSGS; i++) {
+		while (sl_thread_send_msg(p->target, msg_from_producer,
+					  (void *)((i << 1) | p->id)) == -ENOMEM) {
+			sched_yield();
+		}
+	}
+	return NULL;
+}
+
+static void
+test_send_msg_two_producers(void)
+{
+	struct sl_thread *t = thread_new("mpsc");
+	struct producer p[2] = {{.target = t, .id = 0}, {.target = t, .id = 1}};
+	pthread_t tid[2];
+	uint64_t end = now_ms() + 30000;
+	int i;
+
+	atomic_store(&g_msgs_run, 0);
+	for (i = 0; i < 2; i++) {
+		CU_ASSERT_FATAL(pthread_create(&tid[i], NULL, producer_main, &p[i]) == 0);
+	}
+	while (atomic_load(&g_msgs_run) < 2 * PRODUCER_MSGS && now_ms() < end) {
+		sl_thread_poll(t, 0, 0);
+	}
+	for (i = 0; i < 2; i++) {
+		pthread_join(tid[i], NULL);
+	}
+	CU_ASSERT(atomic_load(&g_msgs_run) == 2 * PRODUCER_MSGS);
+	CU_ASSERT(g_order_ok);
+	thread_end(t);
+}
+
+static void
+msg_count(void *arg)
+{
+	atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+static void
+test_send_msg_off_thread(void)
+{
+	struct sl_thread *t = thread_new("offthread");
+	atomic_int n = 0;
+
+	sl_set_thread(NULL);
+	CU_ASSERT(sl_get_thread() == NULL);
+	CU_ASSERT(sl_thread_send_msg(t, msg_count, &n) == 0);
+	CU_ASSERT(poll_until(t, &n, 1000) == 1);
+	thread_end(t);
+}
+
+/* A message sent from within a message runs on the next batch, not recursively. */
+static atomic_int g_chain;
+static void
+msg_chain(void *arg)
+{
+	if (atomic_fetch_add(&g_chain, 1) < 99) {
+		sl_thread_send_msg(sl_get_thread(), msg_chain, arg);
+	}
+}
+
+static void
+test_send_msg_chain(void)
+{
+	struct sl_thread *t = thread_new("chain");
+	uint64_t end = now_ms() + 1000;
+
+	sl_set_thread(t);
+	atomic_store(&g_chain, 0);
+	sl_thread_send_msg(t, msg_chain, NULL);
+	sl_thread_poll(t, 0, 0);
+	CU_ASSERT(atomic_load(&g_chain) <= 32);
+	while (atomic_load(&g_chain) < 100 && now_ms() < end) {
+		sl_thread_poll(t, 0, 0);
+	}
+	CU_ASSERT(atomic_load(&g_chain) == 100);
+	thread_end(t);
+}
+
+/* --- Pollers -------------------------------------------------------------------- */
+
+static int
+poller_count(void *arg)
+{
+	(*(int *)arg)++;
+	return SL_POLLER_BUSY;
+}
+
+static void
+test_timed_pollers(void)
+{
+	struct sl_thread *t = thread_new("timed");
+	struct sl_poller *fast, *slow;
+	int nfast = 0, nslow = 0;
+	uint64_t start, elapsed;
+
+	sl_set_thread(t);
+	fast = sl_poller_register(poller_count, &nfast, 2000, "fast");
+	slow = sl_poller_register(poller_count, &nslow, 10000, "slow");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(fast);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(slow);
+	CU_ASSERT(sl_thread_has_active_pollers(t) == false);
+	/* Not due yet: the next deadline is in the future, and bounded by the period. */
+	CU_ASSERT(sl_thread_next_poller_ticks(t, sl_get_ticks()) > 0);
+	CU_ASSERT(sl_thread_next_poller_ticks(t, sl_get_ticks()) <= sl_get_ticks_hz() / 500);
+	start = now_ms();
+	poll_for_ms(t, 100);
+	elapsed = now_ms() - start;
+	/* At most once per period; and a loaded machine still gets a few runs in. */
+	CU_ASSERT(nfast <= (int)(elapsed / 2) + 1);
+	CU_ASSERT(nslow <= (int)(elapsed / 10) + 1);
+	CU_ASSERT(nfast >= 5);
+	CU_ASSERT(nslow >= 2);
+	CU_ASSERT(nfast > nslow);
+	sl_poller_unregister(&fast);
+	CU_ASSERT(fast == NULL);
+	sl_poller_unregister(&slow);
+	sl_poller_unregister(&slow); /* NULL is fine */
+	thread_end(t);
+}
+
+struct self_unreg {
+	struct sl_poller *poller;
+	struct sl_poller *victim;
+	int runs;
+	int stop_after;
+};
+
+static int
+poller_self_unreg(void *arg)
+{
+	struct self_unreg *s = arg;
+
+	if (++s->runs == s->stop_after) {
+		sl_poller_unregister(&s->poller);
+		/* Also unregister another one, maybe the next in the list. */
+		sl_poller_unregister(&s->victim);
+	}
+	return SL_POLLER_BUSY;
+}
+
+static void
+test_poller_unregister_in_callback(void)
+{
+	struct sl_thread *t = thread_new("unreg");
+	struct self_unreg a = {.stop_after = 3}, b = {.stop_after = 5};
+	int nvictim = 0, ntimed_victim = 0;
+	struct sl_poller *timed_victim;
+	int i;
+
+	sl_set_thread(t);
+	a.poller = sl_poller_register(poller_self_unreg, &a, 0, "a");
+	a.victim = sl_poller_register(poller_count, &nvictim, 0, "victim");
+	b.poller = sl_poller_register(poller_self_unreg, &b, 100, "b-timed");
+	timed_victim = sl_poller_register(poller_count, &ntimed_victim, 100, "timed-victim");
+	b.victim = timed_victim;
+	CU_ASSERT(sl_thread_has_active_pollers(t));
+	for (i = 0; i < 3; i++) {
+		sl_thread_poll(t, 0, 0);
+	}
+	CU_ASSERT(a.runs == 3);
+	CU_ASSERT(a.poller == NULL);
+	CU_ASSERT(nvictim == 2); /* it ran after a on runs 1 and 2 only */
+	CU_ASSERT(sl_thread_has_active_pollers(t) == false);
+	poll_for_ms(t, 20);
+	CU_ASSERT(a.runs == 3);
+	CU_ASSERT(b.runs == 5);
+	CU_ASSERT(b.poller == NULL);
+	CU_ASSERT(ntimed_victim <= 5);
+	CU_ASSERT(t->poller_count == 0);
+	CU_ASSERT(sl_thread_next_poller_ticks(t, sl_get_ticks()) == UINT64_MAX);
+	thread_end(t);
+}
+
+struct pauser {
+	struct sl_poller *poller;
+	int runs;
+};
+
+static int
+poller_pause_self(void *arg)
+{
+	struct pauser *p = arg;
+
+	p->runs++;
+	sl_poller_pause(p->poller);
+	return SL_POLLER_IDLE;
+}
+
+static void
+test_poller_pause_resume(void)
+{
+	struct sl_thread *t = thread_new("pause");
+	struct sl_poller *active, *timed;
+	struct pauser self = {0};
+	int nactive = 0, ntimed = 0;
+
+	sl_set_thread(t);
+	active = sl_poller_register(poller_count, &nactive, 0, "active");
+	timed = sl_poller_register(poller_count, &ntimed, 100, "timed");
+	self.poller = sl_poller_register(poller_pause_self, &self, 0, "self");
+	sl_thread_poll(t, 0, 0);
+	CU_ASSERT(nactive == 1);
+	CU_ASSERT(self.runs == 1);
+	sl_poller_pause(active);
+	sl_poller_pause(active); /* twice is fine */
+	sl_poller_pause(timed);
+	CU_ASSERT(sl_thread_has_active_pollers(t) == false);
+	poll_for_ms(t, 5);
+	CU_ASSERT(nactive == 1);
+	CU_ASSERT(ntimed == 0);
+	CU_ASSERT(self.runs == 1);
+	sl_poller_resume(active);
+	sl_poller_resume(timed);
+	sl_poller_resume(self.poller);
+	CU_ASSERT(sl_thread_has_active_pollers(t));
+	poll_for_ms(t, 5);
+	CU_ASSERT(nactive > 1);
+	CU_ASSERT(ntimed > 0);
+	CU_ASSERT(self.runs == 2);
+	/* Pause then resume before the loop moved it: it keeps running. */
+	sl_poller_pause(active);
+	sl_poller_resume(active);
+	nactive = 0;
+	sl_thread_poll(t, 0, 0);
+	CU_ASSERT(nactive == 1);
+	/* Unregistering a paused poller. */
+	sl_poller_pause(active);
+	sl_poller_unregister(&active);
+	sl_poller_unregister(&timed);
+	sl_poller_unregister(&self.poller);
+	CU_ASSERT(t->poller_count == 0);
+	thread_end(t);
+}
+
+struct fd_ctx {
+	int fd;
+	int runs;
+	struct sl_poller *poller;
+	bool unregister;
+};
+
+static int
+poller_fd_read(void *arg)
+{
+	struct fd_ctx *c = arg;
+	uint64_t v;
+
+	c->runs++;
+	if (read(c->fd, &v, sizeof(v)) != sizeof(v)) {
+		return SL_POLLER_IDLE;
+	}
+	if (c->unregister) {
+		sl_poller_unregister(&c->poller);
+	}
+	return SL_POLLER_BUSY;
+}
+
+static void
+fd_kick(int fd)
+{
+	uint64_t one = 1;
+
+	CU_ASSERT(write(fd, &one, sizeof(one)) == sizeof(one));
+}
+
+static void
+test_fd_poller(void)
+{
+	struct sl_thread *t = thread_new("fd");
+	struct fd_ctx c = {.fd = eventfd(0, EFD_NONBLOCK)};
+	uint64_t end;
+
+	sl_set_thread(t);
+	CU_ASSERT(sl_thread_get_epoll_fd(t) >= 0);
+	c.poller = sl_poller_register_fd(c.fd, EPOLLIN, poller_fd_read, &c, "efd");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c.poller);
+	poll_for_ms(t, 2);
+	CU_ASSERT(c.runs == 0);
+	fd_kick(c.fd);
+	end = now_ms() + 1000;
+	while (c.runs == 0 && now_ms() < end) {
+		sl_thread_poll(t, 0, 0);
+	}
+	CU_ASSERT(c.runs == 1);
+	/* Paused: no run however long we poll. */
+	sl_poller_pause(c.poller);
+	fd_kick(c.fd);
+	poll_for_ms(t, 5);
+	CU_ASSERT(c.runs == 1);
+	sl_poller_resume(c.poller);
+	end = now_ms() + 1000;
+	while (c.runs == 1 && now_ms() < end) {
+		sl_thread_poll(t, 0, 0);
+	}
+	CU_ASSERT(c.runs == 2);
+	/* Change events: EPOLLOUT on an eventfd is always ready. */
+	CU_ASSERT(sl_poller_fd_set_events(c.poller, EPOLLIN | EPOLLOUT) == 0);
+	CU_ASSERT(sl_thread_poll_fds(t, 0) == 1);
+	CU_ASSERT(sl_poller_fd_set_events(c.poller, EPOLLIN) == 0);
+	/* Unregister inside its callback. */
+	c.unregister = true;
+	fd_kick(c.fd);
+	end = now_ms() + 1000;
+	while (c.poller != NULL && now_ms() < end) {
+		sl_thread_poll(t, 0, 0);
+	}
+	CU_ASSERT(c.poller == NULL);
+	fd_kick(c.fd);
+	c.runs = 0;
+	poll_for_ms(t, 2);
+	CU_ASSERT(c.runs == 0);
+	CU_ASSERT(t->poller_count == 0);
+	CU_ASSERT(sl_poller_register_fd(-1, EPOLLIN, poller_fd_read, &c, "bad") == NULL);
+	close(c.fd);
+	thread_end(t);
+}
+
+static void
+test_poller_off_thread(void)
+{
+	int n = 0;
+
+	sl_set_thread(NULL);
+	CU_ASSERT(sl_poller_register(poller_count, &n, 0, "nothread") == NULL);
+}
+
+/* --- Exit ----------------------------------------------------------------------- */
+
+static void
+test_thread_exit_drains(void)
+{
+	struct sl_thread *t = thread_new("exit");
+	struct sl_poller *p;
+	atomic_int n = 0;
+	int runs = 0, i;
+
+	sl_set_thread(t);
+	CU_ASSERT(sl_thread_exit(NULL) == -EINVAL);
+	p = sl_poller_register(poller_count, &runs, 0, "held");
+	for (i = 0; i < 100; i++) {
+		sl_thread_send_msg(t, msg_count, &n);
+	}
+	CU_ASSERT(sl_thread_exit(t) == 0);
+	poll_for_ms(t, 5);
+	/* Messages ran, but the poller keeps the thread alive. */
+	CU_ASSERT(atomic_load(&n) == 100);
+	CU_ASSERT(!sl_thread_is_exited(t));
+	/* Messages sent while exiting still run. */
+	CU_ASSERT(sl_thread_send_msg(t, msg_count, &n) == 0);
+	sl_poller_unregister(&p);
+	sl_thread_poll(t, 0, 0);
+	CU_ASSERT(atomic_load(&n) == 101);
+	CU_ASSERT(sl_thread_is_exited(t));
+	CU_ASSERT(sl_thread_send_msg(t, msg_count, &n) == -EIO);
+	sl_set_thread(NULL);
+	sl_thread_destroy(t);
+}
+
+static void
+test_thread_exit_timeout(void)
+{
+	struct sl_thread *t = thread_new("leaky");
+	uint32_t saved = g_thread_exit_timeout_ms;
+	struct sl_poller *p;
+	int runs = 0;
+
+	g_thread_exit_timeout_ms = 20;
+	sl_set_thread(t);
+	p = sl_poller_register(poller_count, &runs, 1000, "leaked");
+	CU_ASSERT_PTR_NOT_NULL(p);
+	sl_thread_exit(t);
+	poll_for_ms(t, 100);
+	CU_ASSERT(sl_thread_is_exited(t));
+	sl_set_thread(NULL);
+	sl_thread_destroy(t); /* frees the leaked poller */
+	g_thread_exit_timeout_ms = saved;
+}
+
+/* Every message whose send returned 0 runs, even while the target exits. */
+struct racer {
+	struct sl_thread *target;
+	atomic_int accepted;
+	atomic_int ran;
+};
+
+static void
+msg_race(void *arg)
+{
+	atomic_fetch_add(&((struct racer *)arg)->ran, 1);
+}
+
+static void *
+racer_main(void *arg)
+{
+	struct racer *r = arg;
+	int rc;
+
+	do {
+		rc = sl_thread_send_msg(r->target, msg_race, r);
+		if (rc == 0) {
+			atomic_fetch_add(&r->accepted, 1);
+		}
+	} while (rc != -EIO);
+	return NULL;
+}
+
+static void
+test_thread_exit_race(void)
+{
+	struct racer r = {.target = thread_new("race")};
+	pthread_t tid;
+	uint64_t end = now_ms() + 10000;
+
+	sl_set_thread(r.target);
+	CU_ASSERT_FATAL(pthread_create(&tid, NULL, racer_main, &r) == 0);
+	while (atomic_load(&r.accepted) < 1000 && now_ms() < end) {
+		sl_thread_poll(r.target, 0, 0);
+	}
+	sl_thread_exit(r.target);
+	while (!sl_thread_is_exited(r.target) && now_ms() < end) {
+		sl_thread_poll(r.target, 0, 0);
+	}
+	pthread_join(tid, NULL);
+	CU_ASSERT(sl_thread_is_exited(r.target));
+	CU_ASSERT(atomic_load(&r.accepted) == atomic_load(&r.ran));
+	CU_ASSERT(!sl_thread_has_msgs(r.target));
+	sl_set_thread(NULL);
+	sl_thread_destroy(r.target);
+}
+
+/* --- for_each_thread, accessors ------------------------------------------------- */
+
+static uint64_t g_visited[8];
+static int g_nvisited;
+static atomic_int g_for_each_done;
+
+static void
+for_each_visit(void *ctx)
+{
+	CU_ASSERT(ctx == &g_nvisited);
+	g_visited[g_nvisited++] = sl_thread_get_id(sl_get_thread());
+}
+
+static void
+for_each_done(void *ctx)
+{
+	CU_ASSERT(sl_get_thread() == sl_thread_get_by_id(g_visited[0]));
+	atomic_store(&g_for_each_done, 1);
+}
+
+static void
+test_for_each_thread(void)
+{
+	struct sl_thread *t[3];
+	uint64_t end = now_ms() + 2000;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		t[i] = thread_new(NULL);
+	}
+	g_nvisited = 0;
+	atomic_store(&g_for_each_done, 0);
+	sl_set_thread(t[0]);
+	sl_for_each_thread(for_each_visit, &g_nvisited, for_each_done);
+	while (!atomic_load(&g_for_each_done) && now_ms() < end) {
+		for (i = 0; i < 3; i++) {
+			sl_thread_poll(t[i], 0, 0);
+		}
+	}
+	CU_ASSERT(atomic_load(&g_for_each_done) == 1);
+	CU_ASSERT(g_nvisited == 3);
+	for (i = 0; i < 3; i++) {
+		CU_ASSERT(g_visited[i] == sl_thread_get_id(t[i]));
+	}
+	for (i = 0; i < 3; i++) {
+		thread_end(t[i]);
+	}
+}
+
+static void
+test_accessors(void)
+{
+	struct sl_thread *a = thread_new("a"), *b = thread_new(NULL);
+	struct sl_thread_stats st;
+	char name[32];
+
+	CU_ASSERT(sl_thread_get_app_thread() == a);
+	CU_ASSERT(strcmp(sl_thread_get_name(a), "a") == 0);
+	snprintf(name, sizeof(name), "thread%llu", (unsigned long long)sl_thread_get_id(b));
+	CU_ASSERT(strcmp(sl_thread_get_name(b), name) == 0);
+	CU_ASSERT(sl_thread_get_by_id(sl_thread_get_id(b)) == b);
+	CU_ASSERT(sl_thread_get_by_id(999999) == NULL);
+	CU_ASSERT(sl_thread_get_from_ctx(sl_thread_get_ctx(a)) == a);
+	CU_ASSERT(sl_cpuset_count(sl_thread_get_cpumask(a)) == SL_CPUSET_SIZE);
+	CU_ASSERT(sl_get_ticks_hz() > 1000000);
+	CU_ASSERT(sl_get_ticks() < sl_get_ticks());
+	sl_thread_poll(a, 0, 0);
+	CU_ASSERT(sl_thread_get_stats(a, &st) == 0);
+	CU_ASSERT(st.idle_tsc > 0);
+	thread_end(b);
+	thread_end(a);
+	CU_ASSERT(sl_thread_get_app_thread() == NULL);
+}
+
+static int
+suite_init(void)
+{
+	return sl_thread_lib_init(NULL, 64);
+}
+
+static int
+suite_fini(void)
+{
+	sl_thread_lib_fini();
+	return 0;
+}
+
+int
+main(void)
+{
+	CU_pSuite suite;
+	unsigned int failures;
+
+	if (CU_initialize_registry() != CUE_SUCCESS) {
+		return CU_get_error();
+	}
+	suite = CU_add_suite("thread", suite_init, suite_fini);
+	CU_ADD_TEST(suite, test_accessors);
+	CU_ADD_TEST(suite, test_send_msg_order);
+	CU_ADD_TEST(suite, test_send_msg_two_producers);
+	CU_ADD_TEST(suite, test_send_msg_off_thread);
+	CU_ADD_TEST(suite, test_send_msg_chain);
+	CU_ADD_TEST(suite, test_timed_pollers);
+	CU_ADD_TEST(suite, test_poller_unregister_in_callback);
+	CU_ADD_TEST(suite, test_poller_pause_resume);
+	CU_ADD_TEST(suite, test_fd_poller);
+	CU_ADD_TEST(suite, test_poller_off_thread);
+	CU_ADD_TEST(suite, test_thread_exit_drains);
+	CU_ADD_TEST(suite, test_thread_exit_timeout);
+	CU_ADD_TEST(suite, test_thread_exit_race);
+	CU_ADD_TEST(suite, test_for_each_thread);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failures = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	return failures == 0 ? 0 : 1;
+}
