@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: BSD-3-Clause
+ * Copyright (c) 2026 The Sluice Authors */
+
+/* Queue pairs: phase-bit wrap, software queueing, batch limits, doorbell batching,
+ * and the NVM commands end to end against the mock. */
+
+#include "nvme_mock.h"
+
+static struct mock_ctrlr g_m;
+static bool g_no_dbbuf;
+
+static struct sl_nvme_qpair *
+qpair_setup(struct sl_nvme_ctrlr **ctrlr, uint32_t entries, uint32_t reqs)
+{
+	struct sl_nvme_io_qpair_opts qopts;
+	struct sl_nvme_qpair *qpair;
+
+	mock_ctrlr_setup(&g_m);
+	if (g_no_dbbuf) {
+		g_m.cdata.oacs = 0;
+	}
+	*ctrlr = mock_ctrlr_attach(&g_m, NULL);
+	sl_nvme_ctrlr_get_default_io_qpair_opts(*ctrlr, &qopts);
+	qopts.io_queue_size = entries;
+	qopts.io_queue_requests = reqs;
+	qpair = sl_nvme_ctrlr_alloc_io_qpair(*ctrlr, &qopts);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(qpair);
+	return qpair;
+}
+
+static uint32_t
+count_writes(uint32_t offset, uint32_t from)
+{
+	uint32_t i, n = 0;
+
+	for (i = from; i < g_m.num_writes; i++) {
+		n += g_m.writes[i].offset == offset;
+	}
+	return n;
+}
+
+static void
+test_phase_wrap(void)
+{
+	struct sl_nvme_ctrlr *ctrlr;
+	struct sl_nvme_qpair *qpair = qpair_setup(&ctrlr, 8, 0);
+	struct sl_nvme_ns *ns = sl_nvme_ctrlr_get_ns(ctrlr, 1);
+	uint8_t *buf = sl_dma_zmalloc(8 * 512, 4096, NULL);
+	struct io_status st = {0};
+	uint32_t round, i, total = 0;
+	uint8_t phase_flips = 0, last_phase = qpair->phase;
+	uint32_t base = g_m.completions;
+
+	CU_ASSERT_EQUAL(qpair->num_entries, 8);
+	for (round = 0; round < 300; round++) {
+		uint32_t batch = 1 + round % 7;
+
+		for (i = 0; i < batch; i++) {
+			memset(buf + i * 512, (int)(round + i), 512);
+			CU_ASSERT_EQUAL_FATAL(sl_nvme_ns_cmd_write(ns, qpair, buf + i * 512,
+								   round % 64 + i, 1, io_cpl, &st,
+								   0),
+					      0);
+		}
+		total += batch;
+		while (st.done < (int)total) {
+			CU_ASSERT_FATAL(sl_nvme_qpair_process_completions(qpair, 0) >= 0);
+		}
+		for (i = 0; i < batch; i++) {
+			CU_ASSERT_EQUAL(g_m.disk[0][(round % 64 + i) * 512], (uint8_t)(round + i));
+		}
+		phase_flips += qpair->phase != last_phase;
+		last_phase = qpair->phase;
+	}
+	CU_ASSERT_EQUAL(st.errors, 0);
+	CU_ASSERT_EQUAL(g_m.completions - base, total);
+	CU_ASSERT(phase_flips > 100);
+	CU_ASSERT_EQUAL(sl_nvme_qpair_get_num_outstanding(qpair), 0);
+	sl_dma_free(buf);
+	sl_nvme_ctrlr_free_io_qpair(qpair);
+	sl_nvme_detach(ctrlr);
+}
+
+static int g_order[32];
+static int g_norder;
+
+static void
+order_cpl(void *cb_arg, const struct sl_nvme_cpl *cpl)
+{
+	CU_ASSERT_FALSE(sl_nvme_cpl_is_error(cpl));
+	g_order[g_norder++] = (int)(intptr_t)cb_arg;
+}
+
+static void
+test_software_queueing(void)
+{
+	struct sl_nvme_ctrlr *ctrlr;
+	struct sl_nvme_qpair *qpair = qpair_setup(&ctrlr, 4, 12);
+	struct sl_nvme_ns *ns = sl_nvme_ctrlr_get_ns(ctrlr, 1);
+	uint8_t *buf = sl_dma_zmalloc(4096, 4096, NULL);
+	int i;
+
+	g_norder = 0;
+	g_m.hold_io = true;
+	for (i = 0; i < 12; i++) {
+		CU_ASSERT_EQUAL(sl_nvme_ns_cmd_read(ns, qpair, buf, (uint64_t)i, 1, order_cpl,
+						    (void *)(intptr_t)i, 0),
+				0);
+	}
+	/* 3 on the controller (4 entries), 9 waiting; no request left. */
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_read(ns, qpair, buf, 0, 1, order_cpl, NULL, 0), -ENOMEM);
+	CU_ASSERT_EQUAL(sl_nvme_qpair_process_completions(qpair, 0), 0);
+	CU_ASSERT_EQUAL(g_m.num_held, 3);
+	CU_ASSERT_EQUAL(qpair->num_queued, 9);
+	CU_ASSERT_EQUAL(sl_nvme_qpair_get_num_outstanding(qpair), 12);
+	/* Completions free entries; queued requests follow in order. */
+	mock_release_held(&g_m);
+	while (g_norder < 12) {
+		CU_ASSERT_FATAL(sl_nvme_qpair_process_completions(qpair, 0) >= 0);
+	}
+	for (i = 0; i < 12; i++) {
+		CU_ASSERT_EQUAL(g_order[i], i);
+	}
+	CU_ASSERT_EQUAL(sl_nvme_qpair_get_num_outstanding(qpair), 0);
+	sl_dma_free(buf);
+	sl_nvme_ctrlr_free_io_qpair(qpair);
+	sl_nvme_detach(ctrlr);
+}
+
+static void
+test_batch_limit_and_doorbells(void)
+{
+	struct sl_nvme_ctrlr *ctrlr;
+	struct sl_nvme_qpair *qpair;
+	struct sl_nvme_ns *ns;
+	uint8_t *buf = sl_dma_zmalloc(4096, 4096, NULL);
+	struct io_status st = {0};
+	uint32_t from;
+
+	/* Registers only here: shadow doorbells are tested on their own. */
+	g_no_dbbuf = true;
+	qpair = qpair_setup(&ctrlr, 32, 0);
+	g_no_dbbuf = false;
+	ns = sl_nvme_ctrlr_get_ns(ctrlr, 1);
+	from = g_m.num_writes;
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		CU_ASSERT_EQUAL(sl_nvme_ns_cmd_read(ns, qpair, buf, 0, 1, io_cpl, &st, 0), 0);
+	}
+	/* Deferred: nothing rung yet; then one SQ doorbell for all five. */
+	CU_ASSERT_EQUAL(count_writes(qpair->sq_tdbl, from), 0);
+	CU_ASSERT_EQUAL(sl_nvme_qpair_process_completions(qpair, 2), 2);
+	CU_ASSERT_EQUAL(count_writes(qpair->sq_tdbl, from), 1);
+	CU_ASSERT_EQUAL(count_writes(qpair->cq_hdbl, from), 1);
+	CU_ASSERT_EQUAL(sl_nvme_qpair_process_completions(qpair, 2), 2);
+	CU_ASSERT_EQUAL(sl_nvme_qpair_process_completions(qpair, 2), 1);
+	CU_ASSERT_EQUAL(sl_nvme_qpair_process_completions(qpair, 2), 0);
+	CU_ASSERT_EQUAL(count_writes(qpair->sq_tdbl, from), 1);
+	CU_ASSERT_EQUAL(count_writes(qpair->cq_hdbl, from), 3);
+	CU_ASSERT_EQUAL(st.done, 5);
+	sl_dma_free(buf);
+	sl_nvme_ctrlr_free_io_qpair(qpair);
+	sl_nvme_detach(ctrlr);
+}
+
+static void
+test_nvm_commands(void)
+{
+	struct sl_nvme_ctrlr *ctrlr;
+	struct sl_nvme_qpair *qpair = qpair_setup(&ctrlr, 16, 0);
+	struct sl_nvme_ns *ns = sl_nvme_ctrlr_get_ns(ctrlr, 3);
+	uint8_t *buf = sl_dma_zmalloc(8192, 4096, NULL);
+	struct io_status st = {0};
+	struct sl_nvme_dsm_range ranges[2] = {
+		{.length = 8, .starting_lba = 16},
+		{.length = 4, .starting_lba = 100},
+	};
+	struct sl_nvme_cmd raw = {.opc = SL_NVME_OPC_READ, .nsid = 3, .cdw10 = 0, .cdw12 = 0};
+
+	memset(buf, 0xab, 4096);
+	CU_ASSERT_EQUAL(
+		sl_nvme_ns_cmd_write(ns, qpair, buf, 10, 8, io_cpl, &st, SL_NVME_IO_FLAGS_FUA), 0);
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_compare(ns, qpair, buf, 10, 8, io_cpl, &st, 0), 0);
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_flush(ns, qpair, io_cpl, &st), 0);
+	sl_nvme_qpair_process_completions(qpair, 0);
+	CU_ASSERT_EQUAL(st.done, 3);
+	CU_ASSERT_EQUAL(st.errors, 0);
+	CU_ASSERT_EQUAL(g_m.disk[1][10 * 512], 0xab);
+	/* A mismatch is a media error: compare failure. */
+	buf[100] ^= 1;
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_compare(ns, qpair, buf, 10, 8, io_cpl, &st, 0), 0);
+	sl_nvme_qpair_process_completions(qpair, 0);
+	CU_ASSERT_EQUAL(st.last.status.sct, SL_NVME_SCT_MEDIA_ERROR);
+	CU_ASSERT_EQUAL(st.last.status.sc, SL_NVME_SC_COMPARE_FAILURE);
+	/* Write zeroes, dataset management, raw passthrough. */
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_write_zeroes(ns, qpair, 12, 2, io_cpl, &st,
+						    SL_NVME_IO_FLAGS_DEALLOCATE),
+			0);
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_dataset_management(ns, qpair, SL_NVME_DSM_ATTR_DEALLOCATE,
+							  ranges, 2, io_cpl, &st),
+			0);
+	CU_ASSERT_EQUAL(sl_nvme_ctrlr_cmd_io_raw(ctrlr, qpair, &raw, buf + 4096, 512, io_cpl, &st),
+			0);
+	sl_nvme_qpair_process_completions(qpair, 0);
+	CU_ASSERT_EQUAL(st.done, 7);
+	CU_ASSERT_EQUAL(g_m.disk[1][12 * 512], 0);
+	CU_ASSERT_EQUAL(g_m.disk[1][14 * 512], 0xab);
+	CU_ASSERT_EQUAL(g_m.last_dsm_n, 2);
+	CU_ASSERT_EQUAL(g_m.last_dsm[1].starting_lba, 100);
+	CU_ASSERT_EQUAL(g_m.last_dsm[1].length, 4);
+	/* Bad arguments are refused before anything is queued. */
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_read(ns, qpair, buf, MOCK_NS_SECTORS - 1, 2, io_cpl, &st, 0),
+			-EINVAL);
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_read(ns, qpair, buf, 0, 0, io_cpl, &st, 0), -EINVAL);
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_read(ns, qpair, buf, 0, 1, io_cpl, &st, 1), -EINVAL);
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_read(ns, qpair, buf, 0, 1025, io_cpl, &st, 0), -EINVAL);
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_dataset_management(ns, qpair, 0, ranges, 0, io_cpl, &st),
+			-EINVAL);
+	CU_ASSERT_EQUAL(sl_nvme_qpair_get_num_outstanding(qpair), 0);
+	sl_dma_free(buf);
+	sl_nvme_ctrlr_free_io_qpair(qpair);
+	sl_nvme_detach(ctrlr);
+}
+
+/* Shadow doorbells: values go to memory; the register only when the event index says. */
+static void
+test_shadow_doorbells(void)
+{
+	struct sl_nvme_ctrlr *ctrlr;
+	struct sl_nvme_qpair *qpair = qpair_setup(&ctrlr, 32, 0);
+	struct sl_nvme_ns *ns = sl_nvme_ctrlr_get_ns(ctrlr, 1);
+	uint8_t *buf = sl_dma_zmalloc(4096, 4096, NULL);
+	struct io_status st = {0};
+	uint32_t mmio;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(qpair->sq_shadow);
+	CU_ASSERT_PTR_NULL(ctrlr->adminq->sq_shadow);
+	/* The controller caught up (event index = old tail): one register write. */
+	mmio = g_m.mmio_doorbells;
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_read(ns, qpair, buf, 0, 1, io_cpl, &st, 0), 0);
+	sl_nvme_qpair_process_completions(qpair, 0);
+	CU_ASSERT_EQUAL(st.done, 1);
+	CU_ASSERT_EQUAL(g_m.dbbuf_db[2], 1);
+	CU_ASSERT_EQUAL(g_m.dbbuf_db[3], 1);
+	/* SQ, and CQ: its event index 0 lies in [0, 1). */
+	CU_ASSERT_EQUAL(g_m.mmio_doorbells - mmio, 2);
+	/* The controller is still busy (event index behind the old tail): no MMIO. */
+	g_m.dbbuf_ei[2] = 0;
+	mmio = g_m.mmio_doorbells;
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_read(ns, qpair, buf, 1, 1, io_cpl, &st, 0), 0);
+	CU_ASSERT_EQUAL(sl_nvme_qpair_process_completions(qpair, 0), 0);
+	CU_ASSERT_EQUAL(g_m.mmio_doorbells, mmio);
+	CU_ASSERT_EQUAL(g_m.dbbuf_db[2], 2);
+	/* It polls the shadow on its own and finds the command. */
+	mock_sq_doorbell(&g_m, 1, (uint16_t)g_m.dbbuf_db[2]);
+	CU_ASSERT_EQUAL(sl_nvme_qpair_process_completions(qpair, 0), 1);
+	CU_ASSERT_EQUAL(st.done, 2);
+	CU_ASSERT_EQUAL(st.errors, 0);
+	/* The rule itself: ring when the event index lies in [old, new). */
+	CU_ASSERT(nvme_dbbuf_need_event(5, 6, 5));
+	CU_ASSERT(nvme_dbbuf_need_event(5, 9, 3));
+	CU_ASSERT(!nvme_dbbuf_need_event(2, 9, 5));
+	CU_ASSERT(!nvme_dbbuf_need_event(9, 9, 5));
+	CU_ASSERT(nvme_dbbuf_need_event(65535, 1, 65534));
+	sl_dma_free(buf);
+	sl_nvme_ctrlr_free_io_qpair(qpair);
+	sl_nvme_detach(ctrlr);
+}
+
+int
+main(void)
+{
+	static const struct mock_test tests[] = {
+		{"phase-bit wrap", test_phase_wrap},
+		{"software queueing when the SQ is full", test_software_queueing},
+		{"batch limit and doorbell batching", test_batch_limit_and_doorbells},
+		{"NVM commands", test_nvm_commands},
+		{"shadow doorbells", test_shadow_doorbells},
+	};
+
+	return mock_run_suite("nvme_qpair", tests, SL_COUNTOF(tests));
+}
