@@ -13,7 +13,7 @@ build=(build-essential cmake pkg-config git
 	libdpdk-dev libjansson-dev libisal-dev libnl-genl-3-dev libfuse3-dev fuse3
 	libibverbs-dev librdmacm-dev liburing-dev libaio-dev libcunit1-dev uuid-dev python3)
 test=(clang libclang-rt-14-dev clang-format shellcheck fio nbdkit libnbd-bin python3-libnbd
-	nbd-client qemu-utils qemu-block-extra e2fsprogs util-linux gnuplot-nox procps kmod)
+	file nbd-client qemu-utils qemu-block-extra qemu-system-common e2fsprogs util-linux gnuplot-nox procps kmod)
 vm=(qemu-system-x86 linux-image-amd64 busybox-static nvme-cli rdma-core ibverbs-utils
 	pciutils iproute2 jq util-linux xz-utils zstd cpio)
 

@@ -7,13 +7,14 @@
  *
  * Adaptive mode. Each reactor owns an epoll fd holding an eventfd (wake-ups) and the
  * epoll fds of its threads (nested epoll: a thread's epoll fd is readable when one of
- * its fd pollers' fds is). After idle_spin_us without spin-worthy work (messages,
- * busy run-always or fd pollers) the reactor sleeps in epoll_pwait2() until the
- * nearest timed poller is due. Senders wake it through the eventfd, and only when it
- * sleeps, so a message to a spinning reactor costs no syscall. The lost wake-up race
- * is closed Dekker-style: the reactor stores `sleeping` and then re-reads the message
- * rings; a sender enqueues and then reads `sleeping`; both with full fences between,
- * so at least one of them sees the other.
+ * its fd pollers' fds is). The reactor sleeps in epoll_pwait2() until the nearest
+ * timed poller is due once it has gone idle_spin_us without busy run-always pollers
+ * (work only polling notices, such as device completions) and REACTOR_EVENT_SPIN_US
+ * without messages or busy fd pollers (work whose successor wakes it anyway). Senders wake it
+ * through the eventfd, and only when it sleeps, so a message to a spinning reactor costs no
+ * syscall. The lost wake-up race is closed Dekker-style: the reactor stores `sleeping` and then
+ * re-reads the message rings; a sender enqueues and then reads `sleeping`; both with full fences
+ * between, so at least one of them sees the other.
  */
 
 #include <errno.h>
@@ -41,6 +42,11 @@
  * devices and a message round trip to another reactor; short enough that an idle
  * reactor costs nothing measurable (see test/bench/README.md). */
 #define REACTOR_IDLE_SPIN_US_DEFAULT 200
+/* After event-driven work (a message, a socket) a reactor spins only this long: the
+ * next event wakes it through epoll, and spinning for it would make a server at a
+ * steady request rate burn its whole core (100K NBD requests/s never leave a 200 us
+ * gap). Long enough to catch the next request of a burst without a syscall. */
+#define REACTOR_EVENT_SPIN_US 20
 /* Longest sleep while stopping: exiting threads are checked at least this often. */
 #define REACTOR_STOP_SLEEP_US 1000
 #define REACTOR_NEW_THREADS   4096
@@ -62,7 +68,8 @@ struct reactor {
 	struct sl_ring *new_threads;
 	TAILQ_HEAD(, reactor_thread) threads;
 	bool stop_seen;
-	uint64_t last_busy_tick;
+	uint64_t last_poll_busy_tick;  /* last run-always poller work */
+	uint64_t last_event_busy_tick; /* last message or fd poller work */
 
 	/* Read by other OS threads: sleeping by senders, the rest by get_info. */
 	atomic_bool sleeping __attribute__((aligned(SL_CACHE_LINE)));
@@ -76,6 +83,7 @@ static struct reactor *g_reactors;
 static uint32_t g_reactor_count;
 static enum sl_reactor_mode g_mode;
 static uint64_t g_idle_spin_ticks;
+static uint64_t g_event_spin_ticks;
 static bool g_no_pin;
 static atomic_bool g_stopping;
 static atomic_uint g_next_reactor;
@@ -306,10 +314,10 @@ reactor_run(struct reactor *r)
 {
 	struct reactor_thread *rt, *tmp;
 	uint64_t now, end;
-	bool busy, spin;
+	bool busy, poll, event;
 
 	tls_reactor = r;
-	r->last_busy_tick = sl_get_ticks();
+	r->last_poll_busy_tick = r->last_event_busy_tick = sl_get_ticks();
 	for (;;) {
 		now = sl_get_ticks();
 		if (sl_unlikely(sl_ring_count(r->new_threads) != 0)) {
@@ -323,12 +331,13 @@ reactor_run(struct reactor *r)
 				break;
 			}
 		}
-		busy = spin = false;
+		busy = poll = event = false;
 		TAILQ_FOREACH_SAFE (rt, &r->threads, link, tmp) {
 			struct sl_thread *thread = sl_thread_get_from_ctx(rt);
 
 			busy |= sl_thread_poll(thread, 0, now) > 0;
-			spin |= thread->spin_busy;
+			poll |= thread->poll_busy;
+			event |= thread->event_busy;
 			if (sl_unlikely(sl_thread_is_exited(thread))) {
 				reactor_remove_thread(r, rt);
 			}
@@ -339,9 +348,14 @@ reactor_run(struct reactor *r)
 		if (g_mode != SL_REACTOR_ADAPTIVE) {
 			continue;
 		}
-		if (spin) {
-			r->last_busy_tick = end;
-		} else if (end - r->last_busy_tick >= g_idle_spin_ticks) {
+		if (poll) {
+			r->last_poll_busy_tick = end;
+		}
+		if (event) {
+			r->last_event_busy_tick = end;
+		}
+		if (end - r->last_poll_busy_tick >= g_idle_spin_ticks &&
+		    end - r->last_event_busy_tick >= g_event_spin_ticks) {
 			reactor_sleep(r, end);
 		}
 	}
@@ -520,6 +534,8 @@ sl_reactors_init(const struct sl_reactors_opts *opts)
 	g_idle_spin_ticks =
 		(uint64_t)(opts->idle_spin_us ? opts->idle_spin_us : REACTOR_IDLE_SPIN_US_DEFAULT) *
 		sl_get_ticks_hz() / 1000000;
+	g_event_spin_ticks = SL_MIN(g_idle_spin_ticks,
+				    (uint64_t)REACTOR_EVENT_SPIN_US * sl_get_ticks_hz() / 1000000);
 	atomic_store(&g_stopping, false);
 	atomic_store(&g_next_reactor, 0);
 	rc = sl_thread_lib_init(reactor_schedule_thread, sizeof(struct reactor_thread));

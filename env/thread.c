@@ -656,18 +656,20 @@ sl_thread_poll(struct sl_thread *thread, uint32_t max_msgs, uint64_t now)
 {
 	struct sl_thread *orig = tls_thread;
 	uint64_t end;
-	int busy, spin;
+	bool busy, event, poll;
 
 	tls_thread = thread;
 	if (now == 0) {
 		now = sl_get_ticks();
 	}
-	spin = msg_queue_run(thread, max_msgs) > 0;
-	spin |= thread_run_active_pollers(thread);
-	spin |= thread_run_fd_pollers(thread, now);
-	busy = spin | thread_run_timed_pollers(thread, now);
+	event = msg_queue_run(thread, max_msgs) > 0;
+	poll = thread_run_active_pollers(thread) > 0;
+	event |= thread_run_fd_pollers(thread, now) > 0;
+	busy = event | poll;
+	busy |= thread_run_timed_pollers(thread, now) > 0;
 	thread_reap_pollers(thread);
-	thread->spin_busy = spin;
+	thread->event_busy = event;
+	thread->poll_busy = poll;
 
 	end = sl_get_ticks();
 	if (busy) {

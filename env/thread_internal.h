@@ -111,9 +111,14 @@ struct sl_thread {
 	bool fd_ready; /* set by a scheduler that saw the epoll fd readable */
 	bool fd_busy;  /* the last fd poll ran something: poll again next iteration */
 
-	/* Set by sl_thread_poll: messages, run-always or fd pollers were busy (the
-	 * work that adaptive scheduling keeps spinning for; timed pollers are not). */
-	bool spin_busy;
+	/* Set by sl_thread_poll for adaptive scheduling (timed pollers count for
+	 * neither: the reactor wakes for their deadlines anyway):
+	 * poll_busy  - run-always pollers were busy: only polling notices their next
+	 *              work (device completions), so the reactor keeps spinning;
+	 * event_busy - messages or fd pollers were busy: their next work wakes a
+	 *              sleeping reactor by itself, so spinning after it is short. */
+	bool poll_busy;
+	bool event_busy;
 
 	TAILQ_HEAD(, sl_io_channel) io_channels; /* under g_devlist_lock (io_channel.c) */
 

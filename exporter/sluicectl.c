@@ -363,35 +363,35 @@ ctl_fixup_total_size(json_t *params)
 	return NULL;
 }
 
-static const struct ctl_param g_p_none[] = {{NULL}};
+static const struct ctl_param g_p_none[] = {{0}};
 static const struct ctl_param g_p_get_methods[] = {
 	{"current", CTL_FLAG, 0, false, "only methods callable in the current state"},
 	{"include_aliases", CTL_FLAG, 0, false, "list deprecated aliases too"},
-	{NULL},
+	{0},
 };
 static const struct ctl_param g_p_name_opt[] = {
 	{"name", CTL_STR, 'b', false, "bdev name (all when omitted)"},
-	{NULL},
+	{0},
 };
 static const struct ctl_param g_p_name_req[] = {
 	{"name", CTL_STR, 'b', true, "bdev name"},
-	{NULL},
+	{0},
 };
 static const struct ctl_param g_p_subsys_name[] = {
 	{"name", CTL_STR, 0, true, "subsystem name"},
-	{NULL},
+	{0},
 };
 static const struct ctl_param g_p_level[] = {
 	{"level", CTL_STR, 0, true, "ERROR, WARNING, NOTICE, INFO or DEBUG"},
-	{NULL},
+	{0},
 };
 static const struct ctl_param g_p_flag[] = {
 	{"flag", CTL_STR, 0, true, "log flag name (see log_get_flags), or \"all\""},
-	{NULL},
+	{0},
 };
 static const struct ctl_param g_p_kill[] = {
 	{"sig_name", CTL_STR, 0, true, "SIGINT, SIGTERM, SIGQUIT, SIGHUP or SIGKILL"},
-	{NULL},
+	{0},
 };
 static const struct ctl_param g_p_malloc_create[] = {
 	{"name", CTL_STR, 'b', false, "bdev name (default: generated)"},
@@ -399,7 +399,7 @@ static const struct ctl_param g_p_malloc_create[] = {
 	{"total_size", CTL_NUM, 0, false, "size in MiB (positional, as rpc.py)"},
 	{"block_size", CTL_INT, 0, true, "block size in bytes"},
 	{"num_blocks", CTL_INT, 0, false, "size in blocks (instead of total_size)"},
-	{NULL},
+	{0},
 };
 static const struct ctl_param g_p_null_create[] = {
 	{"name", CTL_STR, 'b', true, "bdev name"},
@@ -407,13 +407,13 @@ static const struct ctl_param g_p_null_create[] = {
 	{"block_size", CTL_INT, 0, true, "block size in bytes"},
 	{"num_blocks", CTL_INT, 0, false, "size in blocks (instead of total_size)"},
 	{"uuid", CTL_STR, 'u', false, "bdev UUID"},
-	{NULL},
+	{0},
 };
 static const struct ctl_param g_p_file_create[] = {
 	{"filename", CTL_STR, 0, true, "path of the file or block device"},
 	{"name", CTL_STR, 'b', true, "bdev name"},
 	{"block_size", CTL_INT, 0, false, "block size in bytes (default: detected)"},
-	{NULL},
+	{0},
 };
 
 static const char *const g_pos_name[] = {"name", NULL};

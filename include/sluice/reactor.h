@@ -45,7 +45,11 @@ struct sl_reactors_opts {
 	/** Core mask ("0x1", "[0-1]"); NULL = the first core the process may run on. */
 	const char *cpumask;
 	enum sl_reactor_mode mode;
-	/** Adaptive mode: idle time in microseconds before a reactor sleeps (0 = 200). */
+	/**
+	 * Adaptive mode: how long (us) a reactor keeps spinning after its run-always
+	 * pollers last had work, before it sleeps (0 = 200). After messages and fd
+	 * pollers it spins at most 20 us: their next event wakes it anyway.
+	 */
 	uint32_t idle_spin_us;
 	/** Do not pin reactors to their cores (tests on shared machines). */
 	bool no_pin;
