@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+# Copyright (c) 2026 The Sluice Authors
+"""NBD server benchmark: sluiced (malloc bdev) against nbdkit (memory plugin) and
+qemu-storage-daemon (a raw file on /dev/shm), one after another in the same run, all
+on a Unix socket, with fio's nbd engine (libnbd) as the client.
+
+Each server is pinned to one core (--server-cpu) and fio to another (--fio-cpu).
+Workloads: 4 KiB randread and randwrite at QD 32 on 1 and 4 connections, 128 KiB
+sequential read and write, and the cost runs: 4 KiB randread and randwrite at a fixed
+100K IOPS (fio --rate_iops), where the server's CPU per I/O is measured from
+/proc/<pid>/stat (utime+stime of all its threads) over the run.
+
+Prints the table with IOPS and Sluice / best peer, and writes results.json,
+results.md and results.png (gnuplot) to --outdir.
+
+Usage: nbd_bench.py [--build DIR] [--runtime S] [--quick] [--servers sluice,nbdkit,qsd]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import benchlib  # noqa: E402
+
+MIB = 1 << 20
+
+
+def nbd_ready(uri):
+    def ready():
+        r = subprocess.run(["nbdinfo", "--size", uri], capture_output=True, timeout=10)
+        return r.returncode == 0
+    return ready
+
+
+def sluice_server(args, tmp):
+    sock = os.path.join(tmp, "sluice.sock")
+    cfg = {"subsystems": [
+        {"subsystem": "bdev", "config": [
+            {"method": "bdev_malloc_create",
+             "params": {"name": "Malloc0", "num_blocks": args.size * MIB // 512,
+                        "block_size": 512}}]},
+        {"subsystem": "nbd", "config": [
+            {"method": "nbd_server_start", "params": {"unix_path": sock}},
+            {"method": "nbd_server_add_export",
+             "params": {"name": "disk", "bdev_name": "Malloc0"}}]}]}
+    path = os.path.join(tmp, "sluice.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    sluiced = os.path.join(args.build, "exporter", "sluiced")
+    cmd = [sluiced, "--no-huge", "-s", str(args.size + 512), "-m", f"[{args.server_cpu}]",
+           "-r", os.path.join(tmp, "rpc.sock"), "-c", path]
+    if args.busy_poll:
+        cmd.append("--busy-poll")
+    uri = f"nbd+unix:///disk?socket={sock}"
+    return benchlib.Server("sluice", cmd, nbd_ready(uri), cpus=args.server_cpu,
+                           log=os.path.join(tmp, "sluice.log")), uri
+
+
+def nbdkit_server(args, tmp):
+    sock = os.path.join(tmp, "nbdkit.sock")
+    cmd = ["nbdkit", "-f", "-U", sock, "-e", "disk", "memory", f"size={args.size}M"]
+    uri = f"nbd+unix:///disk?socket={sock}"
+    return benchlib.Server("nbdkit", cmd, nbd_ready(uri), cpus=args.server_cpu,
+                           log=os.path.join(tmp, "nbdkit.log")), uri
+
+
+def qsd_server(args, tmp):
+    sock = os.path.join(tmp, "qsd.sock")
+    img = f"/dev/shm/sluice-bench-{os.getpid()}.raw"
+
+    def setup():
+        with open(img, "wb") as f:
+            f.truncate(args.size * MIB)
+
+    def cleanup():
+        if os.path.exists(img):
+            os.unlink(img)
+    cmd = ["qemu-storage-daemon",
+           "--blockdev", f"driver=file,node-name=file0,filename={img},cache.direct=off",
+           "--blockdev", "driver=raw,node-name=disk0,file=file0",
+           "--nbd-server", f"addr.type=unix,addr.path={sock}",
+           "--export", "type=nbd,id=exp0,node-name=disk0,name=disk,writable=on"]
+    uri = f"nbd+unix:///disk?socket={sock}"
+    return benchlib.Server("qemu-storage-daemon", cmd, nbd_ready(uri), cpus=args.server_cpu,
+                           setup=setup, cleanup=cleanup,
+                           log=os.path.join(tmp, "qsd.log")), uri
+
+
+def workloads(args):
+    """(name, kind, fio args) for each run."""
+    # No ramp_time: the server's CPU is read over the whole fio run, so every I/O of
+    # the run must count (the fill before the runs is the warm-up).
+    rt = [f"--runtime={args.runtime}", "--time_based"]
+    w = []
+    for rw in ("randread", "randwrite"):
+        w.append((f"4k {rw} QD32 1 conn", "throughput",
+                  [f"--rw={rw}", "--bs=4k", "--iodepth=32", "--numjobs=1"] + rt))
+    for rw in ("randread", "randwrite"):
+        w.append((f"4k {rw} QD32 4 conns", "throughput",
+                  [f"--rw={rw}", "--bs=4k", "--iodepth=32", "--numjobs=4"] + rt))
+    for rw in ("read", "write"):
+        w.append((f"128k {rw} QD8 1 conn", "throughput",
+                  [f"--rw={rw}", "--bs=128k", "--iodepth=8", "--numjobs=1"] + rt))
+    for rw in ("randread", "randwrite"):
+        w.append((f"4k {rw} QD32 at {args.rate // 1000}K IOPS", "cost",
+                  [f"--rw={rw}", "--bs=4k", "--iodepth=32", "--numjobs=1",
+                   f"--rate_iops={args.rate}"] + rt))
+    return w
+
+
+def run_server(report, make, args, tmp, wl):
+    server, uri = make(args, tmp)
+    name = server.name
+    common = ["--name=bench", "--ioengine=nbd", f"--uri={uri}", f"--size={args.size}M",
+              "--group_reporting"]
+    try:
+        server.start()
+    except RuntimeError as e:
+        print(f"{name}: {e}")
+        return
+    try:
+        # Fill the device so that reads hit allocated memory on every server.
+        benchlib.fio(common + ["--rw=write", "--bs=1M", "--iodepth=4"], cpus=args.fio_cpu)
+        for wname, kind, fargs in wl:
+            try:
+                m = benchlib.measure(server, common + fargs, fio_cpus=args.fio_cpu)
+            except RuntimeError as e:
+                print(f"{name}: {wname}: {e}")
+                continue
+            report.add(wname, name, m, kind)
+            print(f"{name:>20}  {wname:<32} {m['iops']:>10,.0f} IOPS  "
+                  f"server CPU {m['server_cpu_pct']:5.1f} %  "
+                  f"{m['server_cpu_us_per_io']:6.2f} µs/IO", flush=True)
+    finally:
+        server.stop()
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--build", default=os.environ.get(
+        "SLUICE_BUILD_DIR", os.path.join(here, "..", "..", "..", "build")))
+    p.add_argument("--runtime", type=int, default=10, help="seconds per workload")
+    p.add_argument("--quick", action="store_true", help="3 s per workload")
+    p.add_argument("--size", type=int, default=512, help="device size in MiB")
+    p.add_argument("--rate", type=int, default=100000, help="IOPS of the cost runs")
+    p.add_argument("--servers", default="sluice,nbdkit,qsd")
+    p.add_argument("--only", default=None,
+                   help="run only the workloads whose name contains this text")
+    p.add_argument("--server-cpu", default="0")
+    p.add_argument("--fio-cpu", default="1")
+    p.add_argument("--busy-poll", action="store_true", help="sluiced --busy-poll")
+    p.add_argument("--outdir", default=None)
+    args = p.parse_args()
+    if args.quick:
+        args.runtime = 3
+    args.build = os.path.abspath(args.build)
+    for tool in ("fio", "nbdinfo"):
+        if shutil.which(tool) is None:
+            print(f"nbd_bench: {tool} is missing")
+            return 77
+    outdir = args.outdir or os.path.join(args.build, "bench", "nbd",
+                                         time.strftime("%Y%m%d-%H%M%S"))
+    report = benchlib.Report("NBD servers, fio nbd engine over a Unix socket", outdir)
+    report.command = " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    makers = {"sluice": sluice_server, "nbdkit": nbdkit_server, "qsd": qsd_server}
+    wl = [w for w in workloads(args) if args.only is None or args.only in w[0]]
+    with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
+        for s in args.servers.split(","):
+            if s not in makers:
+                print(f"nbd_bench: unknown server {s}")
+                return 2
+            run_server(report, makers[s], args, tmp, wl)
+    print()
+    print(report.markdown())
+    paths = report.write()
+    print("\nwritten: " + ", ".join(p for p in paths if p))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
