@@ -427,7 +427,6 @@ fuse_exp_create(struct fuse_mnt *mnt, const char *bdev_name, const char *name, b
 {
 	struct sl_bdev *bdev;
 	struct fuse_exp *exp;
-	char owner[PATH_MAX + 16];
 	uint32_t i;
 	int rc;
 
@@ -470,14 +469,8 @@ fuse_exp_create(struct fuse_mnt *mnt, const char *bdev_name, const char *name, b
 		rc = -EINVAL;
 		goto err;
 	}
-	if (!read_only) {
-		snprintf(owner, sizeof(owner), "fuse %s%s%s", mnt->path, name ? "/" : "",
-			 name ? name : "");
-		rc = sl_bdev_claim(exp->desc, owner);
-		if (rc != 0) {
-			goto err;
-		}
-	}
+	/* No claim: the file shares its bdev with network NBD exports (direct I/O, no cache
+	 * in between); a kernel NBD device claims it. */
 	exp->attr_ino = ++mnt->next_attr_ino;
 	*out = exp;
 	return 0;

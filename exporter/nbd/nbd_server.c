@@ -214,7 +214,6 @@ sl_nbd_export_add(const struct sl_nbd_export_opts *opts)
 {
 	struct sl_nbd_export *exp;
 	const char *name;
-	char owner[SL_NBD_MAX_STRING + 16];
 	int rc;
 
 	if (opts == NULL || opts->bdev_name == NULL) {
@@ -247,18 +246,10 @@ sl_nbd_export_add(const struct sl_nbd_export_opts *opts)
 		nbd_export_free(exp);
 		return rc;
 	}
-	if (!exp->read_only) {
-		/* One writer: another export or a kernel NBD device writing the same bdev
-		 * behind our back would make multi-conn's promises false. */
-		snprintf(owner, sizeof(owner), "nbd export %s", name);
-		rc = sl_bdev_claim(exp->desc, owner);
-		if (rc != 0) {
-			SL_ERRLOG("nbd export %s: cannot claim bdev %s: %s\n", name, exp->bdev_name,
-				  strerror(-rc));
-			nbd_export_free(exp);
-			return rc;
-		}
-	}
+	/* No claim: network exports share their bdev with each other and with FUSE files,
+	 * as NBD's multi-conn clients share one export -- every path reaches the same
+	 * blocks with no cache in between, and a flush reaches the bdev. A kernel NBD
+	 * device, whose page cache would go stale behind a second writer, claims it. */
 	exp->block_size = sl_bdev_get_block_size(sl_bdev_desc_get_bdev(exp->desc));
 	TAILQ_INSERT_TAIL(&g_nbd_exports, exp, link);
 	SL_NOTICELOG("nbd export %s: bdev %s, %" PRIu64 " bytes%s\n", exp->name, exp->bdev_name,
