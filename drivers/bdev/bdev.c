@@ -491,17 +491,20 @@ bdev_desc_free(struct sl_bdev_desc *desc)
 	free(desc);
 }
 
+/*
+ * On the descriptor's thread: deliver an event unless the descriptor was closed since,
+ * and free a closed descriptor once its last event message has run.
+ */
 static void
-bdev_desc_event_msg(void *arg)
+bdev_desc_deliver(struct sl_bdev_desc *desc, enum sl_bdev_event_type type)
 {
-	struct sl_bdev_desc *desc = arg;
 	bool closed;
 
 	pthread_mutex_lock(&g_bdev_mutex);
 	closed = desc->closed;
 	pthread_mutex_unlock(&g_bdev_mutex);
 	if (!closed) {
-		desc->event_cb(SL_BDEV_EVENT_REMOVE, desc->bdev, desc->event_ctx);
+		desc->event_cb(type, desc->bdev, desc->event_ctx);
 	}
 	pthread_mutex_lock(&g_bdev_mutex);
 	desc->pending_events--;
@@ -513,16 +516,29 @@ bdev_desc_event_msg(void *arg)
 }
 
 static void
-bdev_notify_remove_locked(struct sl_bdev *bdev)
+bdev_desc_remove_msg(void *arg)
+{
+	bdev_desc_deliver(arg, SL_BDEV_EVENT_REMOVE);
+}
+
+static void
+bdev_desc_resize_msg(void *arg)
+{
+	bdev_desc_deliver(arg, SL_BDEV_EVENT_RESIZE);
+}
+
+/* Send msg_fn (one of the two above) to every descriptor of bdev. */
+static void
+bdev_notify_descs_locked(struct sl_bdev *bdev, sl_msg_fn msg_fn, const char *what)
 {
 	struct sl_bdev_desc *desc;
 
 	TAILQ_FOREACH (desc, &bdev->priv->descs, link) {
 		desc->pending_events++;
-		if (sl_thread_send_msg(desc->thread, bdev_desc_event_msg, desc) != 0) {
+		if (sl_thread_send_msg(desc->thread, msg_fn, desc) != 0) {
 			desc->pending_events--;
-			SL_ERRLOG("bdev %s: cannot notify a descriptor of the removal\n",
-				  bdev->name);
+			SL_ERRLOG("bdev %s: cannot notify a descriptor of the %s\n", bdev->name,
+				  what);
 		}
 	}
 }
@@ -545,7 +561,7 @@ sl_bdev_unregister(struct sl_bdev *bdev, sl_bdev_op_done_cb cb, void *cb_arg)
 	priv->unregister_cb = cb;
 	priv->unregister_arg = cb_arg;
 	priv->unregister_thread = sl_get_thread();
-	bdev_notify_remove_locked(bdev);
+	bdev_notify_descs_locked(bdev, bdev_desc_remove_msg, "removal");
 	idle = TAILQ_EMPTY(&priv->descs);
 	pthread_mutex_unlock(&g_bdev_mutex);
 	SL_DEBUGLOG(bdev, "unregistering bdev %s\n", bdev->name);
@@ -812,43 +828,15 @@ sl_bdev_for_each_alias(const struct sl_bdev *bdev, void (*fn)(const char *alias,
 	return n;
 }
 
-static void
-bdev_desc_resize_msg(void *arg)
-{
-	struct sl_bdev_desc *desc = arg;
-	bool closed;
-
-	pthread_mutex_lock(&g_bdev_mutex);
-	closed = desc->closed;
-	pthread_mutex_unlock(&g_bdev_mutex);
-	if (!closed) {
-		desc->event_cb(SL_BDEV_EVENT_RESIZE, desc->bdev, desc->event_ctx);
-	}
-	pthread_mutex_lock(&g_bdev_mutex);
-	desc->pending_events--;
-	closed = desc->closed && desc->pending_events == 0;
-	pthread_mutex_unlock(&g_bdev_mutex);
-	if (closed) {
-		bdev_desc_free(desc);
-	}
-}
-
 int
 sl_bdev_notify_blockcnt_change(struct sl_bdev *bdev, uint64_t blockcnt)
 {
-	struct sl_bdev_desc *desc;
-
 	if (blockcnt == 0 || blockcnt > UINT64_MAX / bdev->blocklen) {
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&g_bdev_mutex);
 	bdev->blockcnt = blockcnt;
-	TAILQ_FOREACH (desc, &bdev->priv->descs, link) {
-		desc->pending_events++;
-		if (sl_thread_send_msg(desc->thread, bdev_desc_resize_msg, desc) != 0) {
-			desc->pending_events--;
-		}
-	}
+	bdev_notify_descs_locked(bdev, bdev_desc_resize_msg, "resize");
 	pthread_mutex_unlock(&g_bdev_mutex);
 	return 0;
 }

@@ -2,9 +2,11 @@
  * Copyright (c) 2026 The Sluice Authors */
 
 /* Generic bdev RPCs with SPDK's names, parameters and result fields, so SPDK's
- * rpc.py and tooling read them: bdev_get_bdevs, bdev_get_iostat, bdev_set_options. */
+ * rpc.py and tooling read them: bdev_get_bdevs, bdev_get_iostat, bdev_set_options;
+ * and the delete RPC every module serves the same way. */
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -475,4 +477,67 @@ bdev_write_opts_json(json_t *config)
 			   (int)g_bdev_opts.enable_stats);
 	json_array_append_new(
 		config, json_pack("{s:s, s:o}", "method", "bdev_set_options", "params", params));
+}
+
+/* ---- bdev_<module>_delete ---------------------------------------------------- */
+
+struct rpc_bdev_delete {
+	struct sl_jsonrpc_request *req;
+	const char *method;
+	char *name;
+};
+
+static const struct sl_json_object_decoder g_rpc_bdev_delete_decoders[] = {
+	{"name", offsetof(struct rpc_bdev_delete, name), sl_json_decode_string, false},
+};
+
+static void
+rpc_bdev_delete_free(struct rpc_bdev_delete *ctx)
+{
+	free(ctx->name);
+	free(ctx);
+}
+
+static void
+rpc_bdev_delete_done(void *cb_arg, int rc)
+{
+	struct rpc_bdev_delete *ctx = cb_arg;
+
+	if (rc != 0) {
+		sl_jsonrpc_send_errno(ctx->req, rc, "%s: %s", ctx->method, ctx->name);
+	} else {
+		sl_jsonrpc_send_bool(ctx->req, true);
+	}
+	rpc_bdev_delete_free(ctx);
+}
+
+void
+sl_bdev_rpc_delete(struct sl_jsonrpc_request *req, const json_t *params, const char *method,
+		   int (*delete_fn)(const char *name, sl_bdev_op_done_cb cb, void *cb_arg))
+{
+	struct rpc_bdev_delete *ctx = calloc(1, sizeof(*ctx));
+	int rc;
+
+	if (ctx == NULL) {
+		sl_jsonrpc_send_errno(req, -ENOMEM, "%s", method);
+		return;
+	}
+	ctx->req = req;
+	ctx->method = method;
+	if (sl_rpc_decode_params(req, params, g_rpc_bdev_delete_decoders,
+				 SL_COUNTOF(g_rpc_bdev_delete_decoders), ctx) != 0) {
+		rpc_bdev_delete_free(ctx);
+		return;
+	}
+	rc = delete_fn(ctx->name, rpc_bdev_delete_done, ctx);
+	if (rc == 0) {
+		return;
+	}
+	if (rc == -EBUSY) {
+		sl_jsonrpc_send_errno(req, rc, "%s: bdev %s is already being deleted", method,
+				      ctx->name);
+	} else {
+		sl_jsonrpc_send_errno(req, rc, "%s: %s", method, ctx->name);
+	}
+	rpc_bdev_delete_free(ctx);
 }

@@ -107,6 +107,32 @@ sl_bdev_check_create_params(const char *name, uint64_t num_blocks, uint32_t bloc
 	return 0;
 }
 
+int
+sl_bdev_check_disk_params(const struct sl_bdev_disk_params *p, uint8_t uuid_out[16], char *err,
+			  size_t errlen)
+{
+	if (p->md_size != 0 || p->dif_type != 0 || p->md_interleave || p->dif_is_head_of_md) {
+		snprintf(err, errlen,
+			 "md_size %" PRIu32 " / dif_type %" PRId32 ": metadata and protection "
+			 "information are not supported",
+			 p->md_size, p->dif_type);
+		return -ENOTSUP;
+	}
+	if (p->physical_block_size != 0 &&
+	    (!SL_IS_POW2(p->physical_block_size) || p->physical_block_size < p->block_size)) {
+		snprintf(err, errlen,
+			 "physical_block_size %" PRIu32
+			 " is not a power of two >= block_size %" PRIu32,
+			 p->physical_block_size, p->block_size);
+		return -EINVAL;
+	}
+	if (p->uuid != NULL && sl_bdev_uuid_parse(p->uuid, uuid_out) != 0) {
+		snprintf(err, errlen, "uuid '%s' is not a UUID", p->uuid);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Clip module extents to [offset, end), merge neighbours with equal flags. */
 static int
 bdev_extents_tidy(struct sl_bdev_extent *ext, int n, uint64_t offset, uint64_t end)

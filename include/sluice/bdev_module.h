@@ -382,4 +382,49 @@ void sl_bdev_uuid_fmt(const uint8_t uuid[16], char *buf, size_t len);
 int sl_bdev_check_create_params(const char *name, uint64_t num_blocks, uint32_t block_size,
 				char *err, size_t errlen);
 
+/**
+ * The parameters SPDK's bdev_malloc_create and bdev_null_create share, as their RPC
+ * handlers decode them (the strings are the decoder's: the handler frees them).
+ */
+struct sl_bdev_disk_params {
+	char *name;
+	char *uuid;
+	uint64_t num_blocks;
+	uint32_t block_size;
+	uint32_t physical_block_size;
+	uint32_t md_size;
+	bool md_interleave;
+	int32_t dif_type;
+	bool dif_is_head_of_md;
+	int32_t dif_pi_format;
+};
+
+/**
+ * Check what a RAM disk's create RPC asks for beyond its geometry (see
+ * sl_bdev_check_create_params for that): metadata and protection information are
+ * refused, Sluice has none; physical_block_size must be 0 or a power of two >=
+ * block_size; uuid, when given, must parse. Messages name the value.
+ * \param uuid_out receives the parsed uuid (untouched when p->uuid is NULL).
+ * \return 0, -ENOTSUP (metadata or protection information asked), -EINVAL (message in
+ * err).
+ */
+int sl_bdev_check_disk_params(const struct sl_bdev_disk_params *p, uint8_t uuid_out[16], char *err,
+			      size_t errlen);
+
+struct sl_jsonrpc_request;
+
+/**
+ * Serve a module's delete RPC (SPDK's bdev_<module>_delete {"name"}): decode the name,
+ * call delete_fn (the module's delete, e.g. bdev_aio_delete), and answer true once the
+ * bdev is gone, or the error, naming the method and the bdev.
+ *
+ * \param req the request; always answered.
+ * \param params the request's params.
+ * \param method the method's name, for messages (a string that outlives the request).
+ * \param delete_fn unregisters the module's bdev named name and calls cb(cb_arg, rc)
+ * when it is gone; returns 0 (cb will fire) or -errno (-ENODEV, -EBUSY).
+ */
+void sl_bdev_rpc_delete(struct sl_jsonrpc_request *req, const json_t *params, const char *method,
+			int (*delete_fn)(const char *name, sl_bdev_op_done_cb cb, void *cb_arg));
+
 #endif /* SLUICE_BDEV_MODULE_H */

@@ -38,11 +38,9 @@
 #include "sluice/util.h"
 
 struct aio_disk {
-	struct sl_bdev bdev;
-	struct bdev_file file;
+	struct bdev_file_disk common;
 	/* IOCB_CMD_FDSYNC works on this file. */
 	bool fdsync;
-	TAILQ_ENTRY(aio_disk) link;
 };
 
 struct aio_channel {
@@ -65,7 +63,6 @@ struct aio_task {
 	struct iocb iocb;
 };
 
-static TAILQ_HEAD(, aio_disk) g_aio_disks = TAILQ_HEAD_INITIALIZER(g_aio_disks);
 static struct sl_bdev_module g_aio_module;
 
 /* ---- Completion -------------------------------------------------------------------- */
@@ -163,7 +160,8 @@ aio_fd_poll(void *arg)
 
 	/* Drain the eventfd (level-triggered) and reap what woke us. */
 	if (read(ch->efd, &count, sizeof(count)) < 0 && errno != EAGAIN) {
-		SL_ERRLOG("%s: eventfd read failed: %s\n", ch->disk->bdev.name, strerror(errno));
+		SL_ERRLOG("%s: eventfd read failed: %s\n", ch->disk->common.bdev.name,
+			  strerror(errno));
 	}
 	return aio_poll(ch);
 }
@@ -182,22 +180,22 @@ static void
 aio_submit_rw(struct aio_channel *ch, struct sl_bdev_io *io)
 {
 	struct aio_task *task = sl_bdev_io_get_driver_ctx(io);
-	struct aio_disk *disk = ch->disk;
+	int fd = ch->disk->common.file.fd;
 	long long off = (long long)(io->offset_blocks << io->bdev->blocklen_shift);
 
 	if (io->type == SL_BDEV_IO_TYPE_READ) {
 		if (io->iovcnt == 1) {
-			io_prep_pread(&task->iocb, disk->file.fd, io->iovs[0].iov_base,
-				      io->iovs[0].iov_len, off);
+			io_prep_pread(&task->iocb, fd, io->iovs[0].iov_base, io->iovs[0].iov_len,
+				      off);
 		} else {
-			io_prep_preadv(&task->iocb, disk->file.fd, io->iovs, io->iovcnt, off);
+			io_prep_preadv(&task->iocb, fd, io->iovs, io->iovcnt, off);
 		}
 	} else {
 		if (io->iovcnt == 1) {
-			io_prep_pwrite(&task->iocb, disk->file.fd, io->iovs[0].iov_base,
-				       io->iovs[0].iov_len, off);
+			io_prep_pwrite(&task->iocb, fd, io->iovs[0].iov_base, io->iovs[0].iov_len,
+				       off);
 		} else {
-			io_prep_pwritev(&task->iocb, disk->file.fd, io->iovs, io->iovcnt, off);
+			io_prep_pwritev(&task->iocb, fd, io->iovs, io->iovcnt, off);
 		}
 	}
 	aio_queue_iocb(ch, io, &task->iocb);
@@ -210,17 +208,17 @@ aio_submit_flush(struct aio_channel *ch, struct sl_bdev_io *io)
 	struct aio_disk *disk = ch->disk;
 
 	if (!disk->fdsync) {
-		sl_bdev_io_complete(io, fdatasync(disk->file.fd) == 0 ? 0 : -errno);
+		sl_bdev_io_complete(io, fdatasync(disk->common.file.fd) == 0 ? 0 : -errno);
 		return;
 	}
-	io_prep_fdsync(&task->iocb, disk->file.fd);
+	io_prep_fdsync(&task->iocb, disk->common.file.fd);
 	aio_queue_iocb(ch, io, &task->iocb);
 }
 
 static void
 aio_submit_fallocate(struct aio_channel *ch, struct sl_bdev_io *io, int mode)
 {
-	const struct bdev_file *f = &ch->disk->file;
+	const struct bdev_file *f = &ch->disk->common.file;
 	uint64_t off = io->offset_blocks << io->bdev->blocklen_shift;
 	int rc;
 
@@ -243,7 +241,7 @@ aio_submit_request(struct sl_io_channel *ioch, struct sl_bdev_io *io)
 	struct aio_channel *ch = sl_io_channel_get_ctx(ioch);
 	struct aio_disk *disk = ch->disk;
 
-	if (sl_unlikely(disk->file.readonly && io->type != SL_BDEV_IO_TYPE_READ &&
+	if (sl_unlikely(disk->common.file.readonly && io->type != SL_BDEV_IO_TYPE_READ &&
 			io->type != SL_BDEV_IO_TYPE_FLUSH)) {
 		sl_bdev_io_complete(io, -EROFS);
 		return;
@@ -265,34 +263,14 @@ aio_submit_request(struct sl_io_channel *ioch, struct sl_bdev_io *io)
 		aio_submit_flush(ch, io);
 		return;
 	case SL_BDEV_IO_TYPE_UNMAP:
-		aio_submit_fallocate(ch, io, disk->file.punch_mode);
+		aio_submit_fallocate(ch, io, disk->common.file.punch_mode);
 		return;
 	case SL_BDEV_IO_TYPE_WRITE_ZEROES:
-		aio_submit_fallocate(ch, io, disk->file.zero_mode);
+		aio_submit_fallocate(ch, io, disk->common.file.zero_mode);
 		return;
 	default:
 		sl_bdev_io_complete(io, -ENOTSUP);
 		return;
-	}
-}
-
-static bool
-aio_io_type_supported(void *ctxt, enum sl_bdev_io_type type)
-{
-	struct aio_disk *disk = ctxt;
-
-	switch (type) {
-	case SL_BDEV_IO_TYPE_READ:
-	case SL_BDEV_IO_TYPE_FLUSH:
-		return true;
-	case SL_BDEV_IO_TYPE_WRITE:
-		return !disk->file.readonly;
-	case SL_BDEV_IO_TYPE_UNMAP:
-		return disk->file.punch_mode != 0;
-	case SL_BDEV_IO_TYPE_WRITE_ZEROES:
-		return disk->file.zero_mode != 0;
-	default:
-		return false;
 	}
 }
 
@@ -323,7 +301,7 @@ aio_channel_create(void *io_device, void *ctx_buf)
 	int rc;
 
 	memset(ch, 0, sizeof(*ch));
-	ch->disk = SL_CONTAINEROF(io_device, struct aio_disk, file);
+	ch->disk = SL_CONTAINEROF(io_device, struct aio_disk, common.file);
 	ch->efd = -1;
 	sl_bdev_get_opts(&opts);
 	ch->depth = opts.bdev_io_per_channel;
@@ -336,7 +314,7 @@ aio_channel_create(void *io_device, void *ctx_buf)
 	rc = io_setup((int)ch->depth, &ch->ctx);
 	if (rc != 0) {
 		SL_ERRLOG("%s: io_setup(%" PRIu32 ") failed: %s (see /proc/sys/fs/aio-max-nr)\n",
-			  ch->disk->bdev.name, ch->depth, strerror(-rc));
+			  ch->disk->common.bdev.name, ch->depth, strerror(-rc));
 		goto err;
 	}
 	ch->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -370,98 +348,7 @@ aio_channel_destroy(void *io_device, void *ctx_buf)
 	aio_channel_fini(ch);
 }
 
-static struct sl_io_channel *
-aio_get_io_channel(void *ctxt)
-{
-	struct aio_disk *disk = ctxt;
-
-	return sl_get_io_channel(&disk->file);
-}
-
 /* ---- Life cycle -------------------------------------------------------------------- */
-
-static void
-aio_disk_free(struct aio_disk *disk)
-{
-	bdev_file_close(&disk->file);
-	free(disk->bdev.name);
-	free(disk);
-}
-
-static void
-aio_io_device_unregistered(void *io_device)
-{
-	struct aio_disk *disk = SL_CONTAINEROF(io_device, struct aio_disk, file);
-
-	sl_bdev_destruct_done(&disk->bdev, 0);
-	aio_disk_free(disk);
-}
-
-static int
-aio_destruct(void *ctxt)
-{
-	struct aio_disk *disk = ctxt;
-
-	TAILQ_REMOVE(&g_aio_disks, disk, link);
-	sl_io_device_unregister(&disk->file, aio_io_device_unregistered);
-	return 1;
-}
-
-static int
-aio_dump_info_json(void *ctxt, json_t *driver_specific)
-{
-	struct aio_disk *disk = ctxt;
-	json_t *obj = json_object();
-	int rc;
-
-	if (obj == NULL) {
-		return -ENOMEM;
-	}
-	rc = bdev_file_dump_info(&disk->file, obj);
-	if (json_object_set_new(driver_specific, "aio", obj) != 0) {
-		rc = -ENOMEM;
-	}
-	return rc;
-}
-
-static void
-aio_write_config_json(struct sl_bdev *bdev, json_t *config)
-{
-	struct aio_disk *disk = bdev->ctxt;
-	char uuid[SL_BDEV_UUID_STR_LEN];
-	json_t *params;
-
-	sl_bdev_uuid_fmt(bdev->uuid, uuid, sizeof(uuid));
-	params = json_pack("{s:s, s:s, s:b, s:b, s:s}", "name", bdev->name, "filename",
-			   disk->file.filename, "readonly", disk->file.readonly, "fallocate",
-			   disk->file.use_fallocate, "uuid", uuid);
-	if (params != NULL && disk->file.block_size_override) {
-		json_object_set_new(params, "block_size", json_integer(bdev->blocklen));
-	}
-	if (params != NULL) {
-		json_array_append_new(config, json_pack("{s:s, s:o}", "method", "bdev_aio_create",
-							"params", params));
-	}
-}
-
-static int
-aio_get_allocation(void *ctxt, uint64_t offset, uint64_t nbytes, struct sl_bdev_extent *extents,
-		   uint32_t max_extents)
-{
-	struct aio_disk *disk = ctxt;
-
-	return bdev_file_get_allocation(&disk->file, offset, nbytes, extents, max_extents);
-}
-
-static const struct sl_bdev_fn_table g_aio_fn_table = {
-	.destruct = aio_destruct,
-	.submit_request = aio_submit_request,
-	.io_type_supported = aio_io_type_supported,
-	.get_io_channel = aio_get_io_channel,
-	.dump_info_json = aio_dump_info_json,
-	.write_config_json = aio_write_config_json,
-	.get_allocation = aio_get_allocation,
-};
 
 /* Does IOCB_CMD_FDSYNC work on this file? One synchronous round trip at create. */
 static bool
@@ -484,6 +371,55 @@ aio_probe_fdsync(int fd)
 	return ok;
 }
 
+static void
+aio_write_config_json(struct sl_bdev *bdev, json_t *config)
+{
+	struct bdev_file_disk *disk = bdev->ctxt;
+	json_t *params = bdev_file_disk_config_params(disk);
+
+	if (params == NULL) {
+		return;
+	}
+	json_object_set_new(params, "readonly", json_boolean(disk->file.readonly));
+	json_object_set_new(params, "fallocate", json_boolean(disk->file.use_fallocate));
+	json_array_append_new(
+		config, json_pack("{s:s, s:o}", "method", "bdev_aio_create", "params", params));
+}
+
+static const struct sl_bdev_fn_table g_aio_fn_table = {
+	.destruct = bdev_file_disk_destruct,
+	.submit_request = aio_submit_request,
+	.io_type_supported = bdev_file_disk_io_type_supported,
+	.get_io_channel = bdev_file_disk_get_io_channel,
+	.dump_info_json = bdev_file_disk_dump_info_json,
+	.write_config_json = aio_write_config_json,
+	.get_allocation = bdev_file_disk_get_allocation,
+};
+
+static void
+aio_disk_init(struct bdev_file_disk *common)
+{
+	struct aio_disk *disk = SL_CONTAINEROF(common, struct aio_disk, common);
+
+	disk->fdsync = aio_probe_fdsync(common->file.fd);
+	if (!disk->fdsync) {
+		SL_NOTICELOG("%s: no asynchronous fdsync here; flush uses fdatasync() on the "
+			     "reactor\n",
+			     common->file.filename);
+	}
+}
+
+static const struct bdev_file_module g_aio_file_module = {
+	.module = &g_aio_module,
+	.fn_table = &g_aio_fn_table,
+	.product_name = "AIO disk",
+	.disk_size = sizeof(struct aio_disk),
+	.channel_create = aio_channel_create,
+	.channel_destroy = aio_channel_destroy,
+	.channel_size = sizeof(struct aio_channel),
+	.disk_init = aio_disk_init,
+};
+
 int
 bdev_aio_create(const struct bdev_aio_opts *opts, char *err, size_t errlen)
 {
@@ -493,54 +429,9 @@ bdev_aio_create(const struct bdev_aio_opts *opts, char *err, size_t errlen)
 		.readonly = opts->readonly,
 		.use_fallocate = opts->fallocate,
 	};
-	struct aio_disk *disk;
-	int rc;
 
-	if (sl_bdev_get_by_name(opts->name) != NULL) {
-		snprintf(err, errlen, "bdev %s already exists", opts->name);
-		return -EEXIST;
-	}
-	disk = calloc(1, sizeof(*disk));
-	if (disk == NULL || (disk->bdev.name = strdup(opts->name)) == NULL) {
-		free(disk);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	if (opts->uuid != NULL && sl_bdev_uuid_parse(opts->uuid, disk->bdev.uuid) != 0) {
-		snprintf(err, errlen, "invalid uuid '%s'", opts->uuid);
-		rc = -EINVAL;
-		goto err;
-	}
-	rc = bdev_file_open(&disk->file, &fopts, err, errlen);
-	if (rc != 0) {
-		goto err;
-	}
-	disk->fdsync = aio_probe_fdsync(disk->file.fd);
-	if (!disk->fdsync) {
-		SL_NOTICELOG("%s: no asynchronous fdsync here; flush uses fdatasync() on the "
-			     "reactor\n",
-			     disk->file.filename);
-	}
-	disk->bdev.product_name = "AIO disk";
-	bdev_file_fill_bdev(&disk->file, &disk->bdev);
-	disk->bdev.ctxt = disk;
-	disk->bdev.fn_table = &g_aio_fn_table;
-	disk->bdev.module = &g_aio_module;
-	rc = sl_bdev_register(&disk->bdev);
-	if (rc != 0) {
-		snprintf(err, errlen,
-			 rc == -EEXIST ? "bdev %s already exists" : "cannot register %s",
-			 opts->name);
-		goto err;
-	}
-	/* The io_device is the file: the core registers the bdev itself as one. */
-	sl_io_device_register(&disk->file, aio_channel_create, aio_channel_destroy,
-			      sizeof(struct aio_channel), disk->bdev.name);
-	TAILQ_INSERT_TAIL(&g_aio_disks, disk, link);
-	return 0;
-err:
-	aio_disk_free(disk);
-	return rc;
+	return bdev_file_disk_create(&g_aio_file_module, opts->name, opts->uuid, &fopts, err,
+				     errlen);
 }
 
 int
@@ -552,25 +443,7 @@ bdev_aio_delete(const char *name, sl_bdev_op_done_cb cb, void *cb_arg)
 int
 bdev_aio_rescan(const char *name)
 {
-	struct aio_disk *disk;
-	uint64_t blockcnt;
-	int rc;
-
-	TAILQ_FOREACH (disk, &g_aio_disks, link) {
-		if (strcmp(disk->bdev.name, name) == 0) {
-			break;
-		}
-	}
-	if (disk == NULL) {
-		return -ENODEV;
-	}
-	rc = bdev_file_get_blockcnt(&disk->file, &blockcnt);
-	if (rc != 0 || blockcnt == disk->bdev.blockcnt) {
-		return rc;
-	}
-	SL_NOTICELOG("%s: %s resized from %" PRIu64 " to %" PRIu64 " blocks\n", name,
-		     disk->file.filename, disk->bdev.blockcnt, blockcnt);
-	return sl_bdev_notify_blockcnt_change(&disk->bdev, blockcnt);
+	return bdev_file_disk_rescan(name, &g_aio_module);
 }
 
 static int

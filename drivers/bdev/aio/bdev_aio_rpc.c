@@ -66,6 +66,13 @@ out:
 }
 SL_RPC_REGISTER("bdev_aio_create", rpc_bdev_aio_create, SL_RPC_RUNTIME)
 
+static void
+rpc_bdev_aio_delete(struct sl_jsonrpc_request *req, const json_t *params)
+{
+	sl_bdev_rpc_delete(req, params, "bdev_aio_delete", bdev_aio_delete);
+}
+SL_RPC_REGISTER("bdev_aio_delete", rpc_bdev_aio_delete, SL_RPC_RUNTIME)
+
 struct rpc_aio_name {
 	char *name;
 };
@@ -73,37 +80,6 @@ struct rpc_aio_name {
 static const struct sl_json_object_decoder g_rpc_aio_name_decoders[] = {
 	{"name", offsetof(struct rpc_aio_name, name), sl_json_decode_string, false},
 };
-
-static void
-rpc_bdev_aio_delete_done(void *cb_arg, int rc)
-{
-	struct sl_jsonrpc_request *req = cb_arg;
-
-	if (rc != 0) {
-		sl_jsonrpc_send_errno(req, rc, "bdev_aio_delete");
-		return;
-	}
-	sl_jsonrpc_send_bool(req, true);
-}
-
-static void
-rpc_bdev_aio_delete(struct sl_jsonrpc_request *req, const json_t *params)
-{
-	struct rpc_aio_name p = {0};
-	int rc;
-
-	if (sl_rpc_decode_params(req, params, g_rpc_aio_name_decoders,
-				 SL_COUNTOF(g_rpc_aio_name_decoders), &p) != 0) {
-		goto out;
-	}
-	rc = bdev_aio_delete(p.name, rpc_bdev_aio_delete_done, req);
-	if (rc != 0) {
-		sl_jsonrpc_send_errno(req, rc, "bdev_aio_delete: %s", p.name);
-	}
-out:
-	free(p.name);
-}
-SL_RPC_REGISTER("bdev_aio_delete", rpc_bdev_aio_delete, SL_RPC_RUNTIME)
 
 static void
 rpc_bdev_aio_rescan(struct sl_jsonrpc_request *req, const json_t *params)

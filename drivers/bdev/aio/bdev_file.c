@@ -33,6 +33,7 @@
 #include "bdev_file.h"
 #include "sluice/env.h"
 #include "sluice/log.h"
+#include "sluice/thread.h"
 #include "sluice/util.h"
 
 #define FILE_PUNCH_MODE (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
@@ -304,8 +305,8 @@ bdev_file_close(struct bdev_file *f)
 	f->filename = NULL;
 }
 
-void
-bdev_file_fill_bdev(const struct bdev_file *f, struct sl_bdev *bdev)
+static void
+file_fill_bdev(const struct bdev_file *f, struct sl_bdev *bdev)
 {
 	bdev->blocklen = f->blocklen;
 	bdev->blockcnt = f->blockcnt;
@@ -314,8 +315,8 @@ bdev_file_fill_bdev(const struct bdev_file *f, struct sl_bdev *bdev)
 	bdev->write_cache = true;
 }
 
-int
-bdev_file_get_blockcnt(const struct bdev_file *f, uint64_t *blockcnt)
+static int
+file_get_blockcnt(const struct bdev_file *f, uint64_t *blockcnt)
 {
 	struct stat st;
 	uint64_t size;
@@ -353,9 +354,9 @@ file_add_extent(struct sl_bdev_extent *extents, uint32_t n, uint64_t offset, uin
 	return n + 1;
 }
 
-int
-bdev_file_get_allocation(const struct bdev_file *f, uint64_t offset, uint64_t nbytes,
-			 struct sl_bdev_extent *extents, uint32_t max_extents)
+static int
+file_get_allocation(const struct bdev_file *f, uint64_t offset, uint64_t nbytes,
+		    struct sl_bdev_extent *extents, uint32_t max_extents)
 {
 	uint64_t pos = offset, end = offset + nbytes, next;
 	uint32_t n = 0;
@@ -386,8 +387,8 @@ bdev_file_get_allocation(const struct bdev_file *f, uint64_t offset, uint64_t nb
 	return (int)n;
 }
 
-int
-bdev_file_dump_info(const struct bdev_file *f, json_t *obj)
+static int
+file_dump_info(const struct bdev_file *f, json_t *obj)
 {
 	int rc = 0;
 
@@ -397,4 +398,181 @@ bdev_file_dump_info(const struct bdev_file *f, json_t *obj)
 	rc |= json_object_set_new(obj, "fallocate", json_boolean(f->use_fallocate));
 	rc |= json_object_set_new(obj, "direct_io", json_boolean(f->direct));
 	return rc == 0 ? 0 : -ENOMEM;
+}
+
+/* ---- Disks ------------------------------------------------------------------------- */
+
+/* Every aio and uring disk; touched on the app thread only (RPCs and bdev destruct). */
+static TAILQ_HEAD(, bdev_file_disk) g_file_disks = TAILQ_HEAD_INITIALIZER(g_file_disks);
+
+static void
+file_disk_free(struct bdev_file_disk *disk)
+{
+	bdev_file_close(&disk->file);
+	free(disk->bdev.name);
+	free(disk);
+}
+
+int
+bdev_file_disk_create(const struct bdev_file_module *m, const char *name, const char *uuid,
+		      const struct bdev_file_opts *fopts, char *err, size_t errlen)
+{
+	struct bdev_file_disk *disk;
+	int rc;
+
+	if (sl_bdev_get_by_name(name) != NULL) {
+		snprintf(err, errlen, "bdev %s already exists", name);
+		return -EEXIST;
+	}
+	disk = calloc(1, m->disk_size);
+	if (disk == NULL || (disk->bdev.name = strdup(name)) == NULL) {
+		free(disk);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* Not yet open: file_disk_free must not close fd 0. */
+	disk->file.fd = -1;
+	if (uuid != NULL && sl_bdev_uuid_parse(uuid, disk->bdev.uuid) != 0) {
+		snprintf(err, errlen, "invalid uuid '%s'", uuid);
+		rc = -EINVAL;
+		goto err;
+	}
+	rc = bdev_file_open(&disk->file, fopts, err, errlen);
+	if (rc != 0) {
+		goto err;
+	}
+	if (m->disk_init != NULL) {
+		m->disk_init(disk);
+	}
+	disk->bdev.product_name = m->product_name;
+	file_fill_bdev(&disk->file, &disk->bdev);
+	disk->bdev.ctxt = disk;
+	disk->bdev.fn_table = m->fn_table;
+	disk->bdev.module = m->module;
+	rc = sl_bdev_register(&disk->bdev);
+	if (rc != 0) {
+		snprintf(err, errlen,
+			 rc == -EEXIST ? "bdev %s already exists" : "cannot register %s", name);
+		goto err;
+	}
+	sl_io_device_register(&disk->file, m->channel_create, m->channel_destroy, m->channel_size,
+			      disk->bdev.name);
+	TAILQ_INSERT_TAIL(&g_file_disks, disk, link);
+	return 0;
+err:
+	file_disk_free(disk);
+	return rc;
+}
+
+int
+bdev_file_disk_rescan(const char *name, const struct sl_bdev_module *module)
+{
+	struct bdev_file_disk *disk;
+	uint64_t blockcnt = 0;
+	int rc;
+
+	TAILQ_FOREACH (disk, &g_file_disks, link) {
+		if (disk->bdev.module == module && strcmp(disk->bdev.name, name) == 0) {
+			break;
+		}
+	}
+	if (disk == NULL) {
+		return -ENODEV;
+	}
+	rc = file_get_blockcnt(&disk->file, &blockcnt);
+	if (rc != 0 || blockcnt == disk->bdev.blockcnt) {
+		return rc;
+	}
+	SL_NOTICELOG("%s: %s resized from %" PRIu64 " to %" PRIu64 " blocks\n", name,
+		     disk->file.filename, disk->bdev.blockcnt, blockcnt);
+	return sl_bdev_notify_blockcnt_change(&disk->bdev, blockcnt);
+}
+
+json_t *
+bdev_file_disk_config_params(const struct bdev_file_disk *disk)
+{
+	char uuid[SL_BDEV_UUID_STR_LEN];
+	json_t *params;
+
+	sl_bdev_uuid_fmt(disk->bdev.uuid, uuid, sizeof(uuid));
+	params = json_pack("{s:s, s:s, s:s}", "name", disk->bdev.name, "filename",
+			   disk->file.filename, "uuid", uuid);
+	if (params != NULL && disk->file.block_size_override) {
+		json_object_set_new(params, "block_size", json_integer(disk->bdev.blocklen));
+	}
+	return params;
+}
+
+static void
+file_disk_unregistered(void *io_device)
+{
+	struct bdev_file_disk *disk = SL_CONTAINEROF(io_device, struct bdev_file_disk, file);
+
+	sl_bdev_destruct_done(&disk->bdev, 0);
+	file_disk_free(disk);
+}
+
+int
+bdev_file_disk_destruct(void *ctxt)
+{
+	struct bdev_file_disk *disk = ctxt;
+
+	TAILQ_REMOVE(&g_file_disks, disk, link);
+	/* Completes once every channel is gone (file_disk_unregistered). */
+	sl_io_device_unregister(&disk->file, file_disk_unregistered);
+	return 1;
+}
+
+bool
+bdev_file_disk_io_type_supported(void *ctxt, enum sl_bdev_io_type type)
+{
+	struct bdev_file_disk *disk = ctxt;
+
+	switch (type) {
+	case SL_BDEV_IO_TYPE_READ:
+	case SL_BDEV_IO_TYPE_FLUSH:
+		return true;
+	case SL_BDEV_IO_TYPE_WRITE:
+		return !disk->file.readonly;
+	case SL_BDEV_IO_TYPE_UNMAP:
+		return disk->file.punch_mode != 0;
+	case SL_BDEV_IO_TYPE_WRITE_ZEROES:
+		return disk->file.zero_mode != 0;
+	default:
+		return false;
+	}
+}
+
+struct sl_io_channel *
+bdev_file_disk_get_io_channel(void *ctxt)
+{
+	struct bdev_file_disk *disk = ctxt;
+
+	return sl_get_io_channel(&disk->file);
+}
+
+int
+bdev_file_disk_dump_info_json(void *ctxt, json_t *driver_specific)
+{
+	struct bdev_file_disk *disk = ctxt;
+	json_t *obj = json_object();
+	int rc;
+
+	if (obj == NULL) {
+		return -ENOMEM;
+	}
+	rc = file_dump_info(&disk->file, obj);
+	if (json_object_set_new(driver_specific, disk->bdev.module->name, obj) != 0) {
+		rc = -ENOMEM;
+	}
+	return rc;
+}
+
+int
+bdev_file_disk_get_allocation(void *ctxt, uint64_t offset, uint64_t nbytes,
+			      struct sl_bdev_extent *extents, uint32_t max_extents)
+{
+	struct bdev_file_disk *disk = ctxt;
+
+	return file_get_allocation(&disk->file, offset, nbytes, extents, max_extents);
 }

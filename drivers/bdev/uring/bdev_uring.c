@@ -34,14 +34,8 @@
 
 #define URING_REAP_BATCH 64
 
-struct uring_disk {
-	struct sl_bdev bdev;
-	struct bdev_file file;
-	TAILQ_ENTRY(uring_disk) link;
-};
-
 struct uring_channel {
-	struct uring_disk *disk;
+	struct bdev_file_disk *disk;
 	struct io_uring ring;
 	bool ring_ok;
 	int efd;
@@ -53,7 +47,6 @@ struct uring_channel {
 	struct sl_poller *fd_poller;
 };
 
-static TAILQ_HEAD(, uring_disk) g_uring_disks = TAILQ_HEAD_INITIALIZER(g_uring_disks);
 static struct sl_bdev_module g_uring_module;
 
 /* ---- Completion -------------------------------------------------------------------- */
@@ -219,25 +212,6 @@ uring_submit_request(struct sl_io_channel *ioch, struct sl_bdev_io *io)
 	ch->npending++;
 }
 
-static bool
-uring_io_type_supported(void *ctxt, enum sl_bdev_io_type type)
-{
-	struct uring_disk *disk = ctxt;
-
-	switch (type) {
-	case SL_BDEV_IO_TYPE_READ:
-	case SL_BDEV_IO_TYPE_WRITE:
-	case SL_BDEV_IO_TYPE_FLUSH:
-		return true;
-	case SL_BDEV_IO_TYPE_UNMAP:
-		return disk->file.punch_mode != 0;
-	case SL_BDEV_IO_TYPE_WRITE_ZEROES:
-		return disk->file.zero_mode != 0;
-	default:
-		return false;
-	}
-}
-
 /* ---- Channels ---------------------------------------------------------------------- */
 
 static void
@@ -263,7 +237,7 @@ uring_channel_create(void *io_device, void *ctx_buf)
 	int rc;
 
 	memset(ch, 0, sizeof(*ch));
-	ch->disk = SL_CONTAINEROF(io_device, struct uring_disk, file);
+	ch->disk = SL_CONTAINEROF(io_device, struct bdev_file_disk, file);
 	ch->efd = -1;
 	sl_bdev_get_opts(&opts);
 	rc = io_uring_queue_init(opts.bdev_io_per_channel, &ch->ring, 0);
@@ -308,96 +282,37 @@ uring_channel_destroy(void *io_device, void *ctx_buf)
 	uring_channel_fini(ch);
 }
 
-static struct sl_io_channel *
-uring_get_io_channel(void *ctxt)
-{
-	struct uring_disk *disk = ctxt;
-
-	return sl_get_io_channel(&disk->file);
-}
-
 /* ---- Life cycle -------------------------------------------------------------------- */
-
-static void
-uring_disk_free(struct uring_disk *disk)
-{
-	bdev_file_close(&disk->file);
-	free(disk->bdev.name);
-	free(disk);
-}
-
-static void
-uring_io_device_unregistered(void *io_device)
-{
-	struct uring_disk *disk = SL_CONTAINEROF(io_device, struct uring_disk, file);
-
-	sl_bdev_destruct_done(&disk->bdev, 0);
-	uring_disk_free(disk);
-}
-
-static int
-uring_destruct(void *ctxt)
-{
-	struct uring_disk *disk = ctxt;
-
-	TAILQ_REMOVE(&g_uring_disks, disk, link);
-	sl_io_device_unregister(&disk->file, uring_io_device_unregistered);
-	return 1;
-}
-
-static int
-uring_dump_info_json(void *ctxt, json_t *driver_specific)
-{
-	struct uring_disk *disk = ctxt;
-	json_t *obj = json_object();
-	int rc;
-
-	if (obj == NULL) {
-		return -ENOMEM;
-	}
-	rc = bdev_file_dump_info(&disk->file, obj);
-	if (json_object_set_new(driver_specific, "uring", obj) != 0) {
-		rc = -ENOMEM;
-	}
-	return rc;
-}
 
 static void
 uring_write_config_json(struct sl_bdev *bdev, json_t *config)
 {
-	struct uring_disk *disk = bdev->ctxt;
-	char uuid[SL_BDEV_UUID_STR_LEN];
-	json_t *params;
+	json_t *params = bdev_file_disk_config_params(bdev->ctxt);
 
-	sl_bdev_uuid_fmt(bdev->uuid, uuid, sizeof(uuid));
-	params = json_pack("{s:s, s:s, s:s}", "name", bdev->name, "filename", disk->file.filename,
-			   "uuid", uuid);
-	if (params != NULL && disk->file.block_size_override) {
-		json_object_set_new(params, "block_size", json_integer(bdev->blocklen));
-	}
 	if (params != NULL) {
 		json_array_append_new(config, json_pack("{s:s, s:o}", "method", "bdev_uring_create",
 							"params", params));
 	}
 }
 
-static int
-uring_get_allocation(void *ctxt, uint64_t offset, uint64_t nbytes, struct sl_bdev_extent *extents,
-		     uint32_t max_extents)
-{
-	struct uring_disk *disk = ctxt;
-
-	return bdev_file_get_allocation(&disk->file, offset, nbytes, extents, max_extents);
-}
-
 static const struct sl_bdev_fn_table g_uring_fn_table = {
-	.destruct = uring_destruct,
+	.destruct = bdev_file_disk_destruct,
 	.submit_request = uring_submit_request,
-	.io_type_supported = uring_io_type_supported,
-	.get_io_channel = uring_get_io_channel,
-	.dump_info_json = uring_dump_info_json,
+	.io_type_supported = bdev_file_disk_io_type_supported,
+	.get_io_channel = bdev_file_disk_get_io_channel,
+	.dump_info_json = bdev_file_disk_dump_info_json,
 	.write_config_json = uring_write_config_json,
-	.get_allocation = uring_get_allocation,
+	.get_allocation = bdev_file_disk_get_allocation,
+};
+
+static const struct bdev_file_module g_uring_file_module = {
+	.module = &g_uring_module,
+	.fn_table = &g_uring_fn_table,
+	.product_name = "URING disk",
+	.disk_size = sizeof(struct bdev_file_disk),
+	.channel_create = uring_channel_create,
+	.channel_destroy = uring_channel_destroy,
+	.channel_size = sizeof(struct uring_channel),
 };
 
 int
@@ -408,48 +323,9 @@ bdev_uring_create(const struct bdev_uring_opts *opts, char *err, size_t errlen)
 		.block_size = opts->block_size,
 		.use_fallocate = true,
 	};
-	struct uring_disk *disk;
-	int rc;
 
-	if (sl_bdev_get_by_name(opts->name) != NULL) {
-		snprintf(err, errlen, "bdev %s already exists", opts->name);
-		return -EEXIST;
-	}
-	disk = calloc(1, sizeof(*disk));
-	if (disk == NULL || (disk->bdev.name = strdup(opts->name)) == NULL) {
-		free(disk);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	if (opts->uuid != NULL && sl_bdev_uuid_parse(opts->uuid, disk->bdev.uuid) != 0) {
-		snprintf(err, errlen, "invalid uuid '%s'", opts->uuid);
-		rc = -EINVAL;
-		goto err;
-	}
-	rc = bdev_file_open(&disk->file, &fopts, err, errlen);
-	if (rc != 0) {
-		goto err;
-	}
-	disk->bdev.product_name = "URING disk";
-	bdev_file_fill_bdev(&disk->file, &disk->bdev);
-	disk->bdev.ctxt = disk;
-	disk->bdev.fn_table = &g_uring_fn_table;
-	disk->bdev.module = &g_uring_module;
-	rc = sl_bdev_register(&disk->bdev);
-	if (rc != 0) {
-		snprintf(err, errlen,
-			 rc == -EEXIST ? "bdev %s already exists" : "cannot register %s",
-			 opts->name);
-		goto err;
-	}
-	/* The io_device is the file: the core registers the bdev itself as one. */
-	sl_io_device_register(&disk->file, uring_channel_create, uring_channel_destroy,
-			      sizeof(struct uring_channel), disk->bdev.name);
-	TAILQ_INSERT_TAIL(&g_uring_disks, disk, link);
-	return 0;
-err:
-	uring_disk_free(disk);
-	return rc;
+	return bdev_file_disk_create(&g_uring_file_module, opts->name, opts->uuid, &fopts, err,
+				     errlen);
 }
 
 int

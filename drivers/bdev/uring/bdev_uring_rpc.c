@@ -59,41 +59,9 @@ out:
 }
 SL_RPC_REGISTER("bdev_uring_create", rpc_bdev_uring_create, SL_RPC_RUNTIME)
 
-struct rpc_uring_delete {
-	char *name;
-};
-
-static const struct sl_json_object_decoder g_rpc_uring_delete_decoders[] = {
-	{"name", offsetof(struct rpc_uring_delete, name), sl_json_decode_string, false},
-};
-
-static void
-rpc_bdev_uring_delete_done(void *cb_arg, int rc)
-{
-	struct sl_jsonrpc_request *req = cb_arg;
-
-	if (rc != 0) {
-		sl_jsonrpc_send_errno(req, rc, "bdev_uring_delete");
-		return;
-	}
-	sl_jsonrpc_send_bool(req, true);
-}
-
 static void
 rpc_bdev_uring_delete(struct sl_jsonrpc_request *req, const json_t *params)
 {
-	struct rpc_uring_delete p = {0};
-	int rc;
-
-	if (sl_rpc_decode_params(req, params, g_rpc_uring_delete_decoders,
-				 SL_COUNTOF(g_rpc_uring_delete_decoders), &p) != 0) {
-		goto out;
-	}
-	rc = bdev_uring_delete(p.name, rpc_bdev_uring_delete_done, req);
-	if (rc != 0) {
-		sl_jsonrpc_send_errno(req, rc, "bdev_uring_delete: %s", p.name);
-	}
-out:
-	free(p.name);
+	sl_bdev_rpc_delete(req, params, "bdev_uring_delete", bdev_uring_delete);
 }
 SL_RPC_REGISTER("bdev_uring_delete", rpc_bdev_uring_delete, SL_RPC_RUNTIME)

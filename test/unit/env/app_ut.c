@@ -5,6 +5,7 @@
 
 #include <CUnit/Basic.h>
 
+#include "sl_ut.h"
 #include "env/app.c"
 
 static char g_app_arg_seen;
@@ -149,22 +150,13 @@ test_program_options(void)
 int
 main(void)
 {
-	CU_pSuite suite;
-	unsigned int failures;
+	CU_pSuite suite = sl_ut_suite("app", NULL, NULL);
 
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return 1;
-	}
-	suite = CU_add_suite("app", NULL, NULL);
 	CU_ADD_TEST(suite, test_defaults);
 	CU_ADD_TEST(suite, test_all_flags);
 	CU_ADD_TEST(suite, test_long_names);
 	CU_ADD_TEST(suite, test_bad_flags);
 	CU_ADD_TEST(suite, test_help_and_version);
 	CU_ADD_TEST(suite, test_program_options);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures == 0 ? 0 : 1;
+	return sl_ut_run();
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "sl_ut.h"
 #include "sluice/cpuset.h"
 
 static const char *
@@ -130,21 +131,12 @@ test_algebra(void)
 int
 main(void)
 {
-	CU_pSuite suite;
-	unsigned int failures;
+	CU_pSuite suite = sl_ut_suite("cpuset", NULL, NULL);
 
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return CU_get_error();
-	}
-	suite = CU_add_suite("cpuset", NULL, NULL);
 	CU_ADD_TEST(suite, test_parse_hex);
 	CU_ADD_TEST(suite, test_parse_list);
 	CU_ADD_TEST(suite, test_parse_bad);
 	CU_ADD_TEST(suite, test_fmt_short_buffer);
 	CU_ADD_TEST(suite, test_algebra);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures == 0 ? 0 : 1;
+	return sl_ut_run();
 }

@@ -23,6 +23,7 @@
 /* Paths here are short temporary ones; truncation would fail the test anyway. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
+#include "sl_ut.h"
 #include "sluice/env.h"
 #include "sluice/log.h"
 #include "env/env_internal.h"
@@ -356,26 +357,20 @@ int
 main(void)
 {
 	CU_pSuite suite;
-	unsigned int failures;
+	int rc;
 
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return CU_get_error();
-	}
 	sl_log_set_output(capture_log, NULL);
-	suite = CU_add_suite("env_heap", NULL, NULL);
+	suite = sl_ut_suite("env_heap", NULL, NULL);
 	CU_add_test(suite, "heap_alloc_align", test_heap_alloc_align);
 	CU_add_test(suite, "heap_realloc", test_heap_realloc);
 	CU_add_test(suite, "heap_shm", test_heap_shm);
 	CU_add_test(suite, "proc_start_time", test_proc_start_time);
 	CU_add_test(suite, "proc_stat_parse", test_proc_stat_parse);
 	CU_add_test(suite, "init_bad_opts_and_no_hugepages", test_init_bad_opts_and_no_hugepages);
-	suite = CU_add_suite("env_eal", NULL, NULL);
+	suite = sl_ut_suite("env_eal", NULL, NULL);
 	CU_add_test(suite, "eal_no_huge", test_eal_no_huge);
 	CU_add_test(suite, "eal_fini_and_reinit", test_eal_fini_and_reinit);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
+	rc = sl_ut_run();
 	sl_log_set_output(NULL, NULL);
-	return failures != 0 ? 1 : 0;
+	return rc;
 }

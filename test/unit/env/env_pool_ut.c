@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sl_ut.h"
 #include "sluice/env.h"
 
 static void
@@ -155,19 +156,10 @@ test_mempool_heap(void)
 int
 main(void)
 {
-	CU_pSuite suite;
-	unsigned int failures;
+	CU_pSuite suite = sl_ut_suite("env_pool", NULL, NULL);
 
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return CU_get_error();
-	}
-	suite = CU_add_suite("env_pool", NULL, NULL);
 	CU_ADD_TEST(suite, test_ring_sp_sc);
 	CU_ADD_TEST(suite, test_ring_mp_sc);
 	CU_ADD_TEST(suite, test_mempool_heap);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures == 0 ? 0 : 1;
+	return sl_ut_run();
 }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "sl_ut.h"
 #include "env/thread_internal.h"
 #include "sluice/thread.h"
 
@@ -344,13 +345,9 @@ suite_fini(void)
 	int i;
 
 	for (i = 0; i < NTHREADS; i++) {
-		sl_set_thread(g_t[i]);
-		sl_thread_exit(g_t[i]);
-		while (!sl_thread_is_exited(g_t[i])) {
-			sl_thread_poll(g_t[i], 0, 0);
+		if (sl_ut_thread_end(g_t[i]) != 0) {
+			return -1;
 		}
-		sl_set_thread(NULL);
-		sl_thread_destroy(g_t[i]);
 	}
 	sl_thread_lib_fini();
 	return 0;
@@ -359,21 +356,12 @@ suite_fini(void)
 int
 main(void)
 {
-	CU_pSuite suite;
-	unsigned int failures;
+	CU_pSuite suite = sl_ut_suite("io_channel", suite_init, suite_fini);
 
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return CU_get_error();
-	}
-	suite = CU_add_suite("io_channel", suite_init, suite_fini);
 	CU_ADD_TEST(suite, test_lifetime);
 	CU_ADD_TEST(suite, test_get_fails);
 	CU_ADD_TEST(suite, test_unregister_waits);
 	CU_ADD_TEST(suite, test_for_each_channel);
 	CU_ADD_TEST(suite, test_exit_waits_for_channel);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures == 0 ? 0 : 1;
+	return sl_ut_run();
 }

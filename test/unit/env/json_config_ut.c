@@ -6,6 +6,7 @@
 #include <CUnit/Basic.h>
 #include <unistd.h>
 
+#include "sl_ut.h"
 #include "env/json_config.c"
 
 /* ---- A fake RPC layer ------------------------------------------------------------ */
@@ -280,13 +281,8 @@ test_files(void)
 int
 main(void)
 {
-	CU_pSuite suite;
-	unsigned int failures;
+	CU_pSuite suite = sl_ut_suite("json_config", suite_init, NULL);
 
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return 1;
-	}
-	suite = CU_add_suite("json_config", suite_init, NULL);
 	CU_ADD_TEST(suite, test_shape_errors);
 	CU_ADD_TEST(suite, test_unknown_methods);
 	CU_ADD_TEST(suite, test_spdk_config_tolerated);
@@ -294,9 +290,5 @@ main(void)
 	CU_ADD_TEST(suite, test_failing_entry);
 	CU_ADD_TEST(suite, test_deferred_answers);
 	CU_ADD_TEST(suite, test_files);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures == 0 ? 0 : 1;
+	return sl_ut_run();
 }

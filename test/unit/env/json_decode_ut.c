@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sl_ut.h"
 #include "sluice/rpc.h"
 #include "sluice/util.h"
 
@@ -156,20 +157,11 @@ test_array(void)
 int
 main(void)
 {
-	CU_pSuite suite;
-	unsigned int failures;
+	CU_pSuite suite = sl_ut_suite("json_decode", NULL, NULL);
 
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return 1;
-	}
-	suite = CU_add_suite("json_decode", NULL, NULL);
 	CU_add_test(suite, "all_types", test_all_types);
 	CU_add_test(suite, "errors", test_errors);
 	CU_add_test(suite, "long_value", test_long_value);
 	CU_add_test(suite, "array", test_array);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failures != 0;
+	return sl_ut_run();
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sl_ut.h"
 #include "sluice/log.h"
 #include "sluice/thread.h"
 
@@ -147,12 +148,7 @@ test_thread_name_and_long_line(void)
 	sl_log_set_output(NULL, NULL);
 	free(big);
 
-	sl_thread_exit(thread);
-	for (int i = 0; i < 100000 && !sl_thread_is_exited(thread); i++) {
-		sl_thread_poll(thread, 0, 0);
-	}
-	sl_thread_destroy(thread);
-	sl_set_thread(NULL);
+	CU_ASSERT(sl_ut_thread_end(thread) == 0);
 	sl_thread_lib_fini();
 }
 
@@ -214,20 +210,11 @@ test_line_atomicity(void)
 int
 main(void)
 {
-	CU_pSuite suite;
-	unsigned int failures;
+	CU_pSuite suite = sl_ut_suite("log", NULL, NULL);
 
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return 1;
-	}
-	suite = CU_add_suite("log", NULL, NULL);
 	CU_add_test(suite, "levels", test_levels);
 	CU_add_test(suite, "flags", test_flags);
 	CU_add_test(suite, "thread_name_and_long_line", test_thread_name_and_long_line);
 	CU_add_test(suite, "line_atomicity", test_line_atomicity);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failures != 0;
+	return sl_ut_run();
 }

@@ -19,6 +19,7 @@
 /* Paths here are short temporary ones; truncation would fail the test anyway. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
+#include "sl_ut.h"
 #include "sluice/log.h"
 #include "sluice/pci.h"
 #include "env/env_internal.h"
@@ -346,22 +347,13 @@ test_attach_errors(void)
 int
 main(void)
 {
-	CU_pSuite suite;
-	unsigned int failures;
+	CU_pSuite suite = sl_ut_suite("pci", suite_init, suite_fini);
 
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return CU_get_error();
-	}
-	suite = CU_add_suite("pci", suite_init, suite_fini);
 	CU_add_test(suite, "addr_parse", test_addr_parse);
 	CU_add_test(suite, "addr_fmt_compare", test_addr_fmt_compare);
 	CU_add_test(suite, "enumerate", test_enumerate);
 	CU_add_test(suite, "get_info", test_get_info);
 	CU_add_test(suite, "enumerate_real_sysfs", test_enumerate_real_sysfs);
 	CU_add_test(suite, "attach_errors", test_attach_errors);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failures != 0 ? 1 : 0;
+	return sl_ut_run();
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sl_ut.h"
 #include "env/thread_internal.h"
 #include "sluice/reactor.h"
 
@@ -454,27 +455,18 @@ adaptive_fini(void)
 int
 main(void)
 {
-	CU_pSuite suite;
-	unsigned int failures;
+	CU_pSuite suite = sl_ut_suite("reactor_adaptive", adaptive_init, adaptive_fini);
 
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return CU_get_error();
-	}
-	suite = CU_add_suite("reactor_adaptive", adaptive_init, adaptive_fini);
 	CU_ADD_TEST(suite, test_info);
 	CU_ADD_TEST(suite, test_cross_reactor_messages);
 	CU_ADD_TEST(suite, test_adaptive_sleep_and_wake_on_msg);
 	CU_ADD_TEST(suite, test_adaptive_wake_on_timer);
 	CU_ADD_TEST(suite, test_adaptive_wake_on_fd);
 	CU_ADD_TEST(suite, test_for_each_thread);
-	suite = CU_add_suite("reactor", NULL, NULL);
+	suite = sl_ut_suite("reactor", NULL, NULL);
 	CU_ADD_TEST(suite, test_stop_drains_messages);
 	CU_ADD_TEST(suite, test_stop_forces_leaky_thread);
 	CU_ADD_TEST(suite, test_busy_poll_spins);
 	CU_ADD_TEST(suite, test_bad_masks);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures == 0 ? 0 : 1;
+	return sl_ut_run();
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sl_ut.h"
 #include "sluice/log.h"
 #include "sluice/rpc.h"
 #include "sluice/thread.h"
@@ -285,16 +286,11 @@ suite_init(void)
 static int
 suite_fini(void)
 {
-	uint64_t deadline = now_ms() + CLIENT_TIMEOUT_MS;
-
 	sl_rpc_server_stop();
 	rmdir(g_dir);
-	sl_thread_exit(g_thread);
-	while (!sl_thread_is_exited(g_thread) && now_ms() < deadline) {
-		sl_thread_poll(g_thread, 0, 0);
+	if (sl_ut_thread_end(g_thread) != 0) {
+		return -1;
 	}
-	sl_thread_destroy(g_thread);
-	sl_set_thread(NULL);
 	sl_thread_lib_fini();
 	return 0;
 }
@@ -780,13 +776,9 @@ int
 main(void)
 {
 	CU_pSuite suite;
-	unsigned int failures;
 
 	sl_log_set_print_level(SL_LOG_WARN);
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return 1;
-	}
-	suite = CU_add_suite("rpc_server", suite_init, suite_fini);
+	suite = sl_ut_suite("rpc_server", suite_init, suite_fini);
 	CU_add_test(suite, "basic", test_basic);
 	CU_add_test(suite, "fragments", test_fragments);
 	CU_add_test(suite, "pipelined", test_pipelined);
@@ -805,9 +797,5 @@ main(void)
 	CU_add_test(suite, "call_local", test_call_local);
 	CU_add_test(suite, "stop_in_handler", test_stop_in_handler);
 	CU_add_test(suite, "stale_socket", test_stale_socket);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
-	return failures != 0;
+	return sl_ut_run();
 }

@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "sl_ut.h"
 #include "sluice/log.h"
 #include "sluice/sock.h"
 #include "sluice/thread.h"
@@ -458,13 +459,7 @@ test_group_on_thread(void)
 	sl_sock_close(&client);
 	sl_sock_close(&listener);
 
-	sl_thread_exit(thread);
-	for (i = 0; i < 100000 && !sl_thread_is_exited(thread); i++) {
-		sl_thread_poll(thread, 0, 0);
-	}
-	CU_ASSERT(sl_thread_is_exited(thread));
-	sl_thread_destroy(thread);
-	sl_set_thread(NULL);
+	CU_ASSERT(sl_ut_thread_end(thread) == 0);
 	sl_thread_lib_fini();
 }
 
@@ -472,17 +467,14 @@ int
 main(void)
 {
 	CU_pSuite suite;
-	unsigned int failures;
+	int rc;
 
 	snprintf(g_dir, sizeof(g_dir), "/tmp/sl_sock_ut.XXXXXX");
 	if (mkdtemp(g_dir) == NULL) {
 		return 1;
 	}
 	sl_log_set_print_level(SL_LOG_DISABLED);
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return 1;
-	}
-	suite = CU_add_suite("sock", NULL, NULL);
+	suite = sl_ut_suite("sock", NULL, NULL);
 	CU_add_test(suite, "tcp", test_tcp);
 	CU_add_test(suite, "tcp_ipv6_and_errors", test_tcp_ipv6_and_errors);
 	CU_add_test(suite, "error_message_names_address", test_error_message_names_address);
@@ -491,10 +483,7 @@ main(void)
 	CU_add_test(suite, "group_callbacks", test_group_callbacks);
 	CU_add_test(suite, "group_close_in_callback", test_group_close_in_callback);
 	CU_add_test(suite, "group_on_thread", test_group_on_thread);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
-	CU_cleanup_registry();
+	rc = sl_ut_run();
 	rmdir(g_dir);
-	return failures != 0;
+	return rc;
 }

@@ -5,6 +5,7 @@
 
 #include <CUnit/Basic.h>
 
+#include "sl_ut.h"
 #include "env/subsystem.c"
 
 static char g_trace[256];
@@ -191,13 +192,8 @@ test_save_config(void)
 int
 main(void)
 {
-	CU_pSuite suite;
-	unsigned int failures;
+	CU_pSuite suite = sl_ut_suite("subsystem", NULL, NULL);
 
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return 1;
-	}
-	suite = CU_add_suite("subsystem", NULL, NULL);
 	CU_ADD_TEST(suite, test_sort_keeps_registration_order);
 	CU_ADD_TEST(suite, test_sort_dependencies);
 	CU_ADD_TEST(suite, test_sort_missing_dependency);
@@ -205,9 +201,5 @@ main(void)
 	CU_ADD_TEST(suite, test_init_fini_order);
 	CU_ADD_TEST(suite, test_init_failure_finishes_only_started);
 	CU_ADD_TEST(suite, test_save_config);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures == 0 ? 0 : 1;
+	return sl_ut_run();
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sl_ut.h"
 #include "env/thread_internal.h"
 #include "sluice/thread.h"
 
@@ -63,19 +64,6 @@ thread_new(const char *name)
 	return t;
 }
 
-/* Exit and destroy a thread that holds nothing. */
-static void
-thread_end(struct sl_thread *t)
-{
-	sl_set_thread(t);
-	CU_ASSERT(sl_thread_exit(t) == 0);
-	while (!sl_thread_is_exited(t)) {
-		sl_thread_poll(t, 0, 0);
-	}
-	sl_set_thread(NULL);
-	sl_thread_destroy(t);
-}
-
 /* --- Messages ------------------------------------------------------------------- */
 
 #define SEQ_LEN 1000
@@ -112,7 +100,7 @@ test_send_msg_order(void)
 		CU_ASSERT(g_seq[i] == i);
 	}
 	CU_ASSERT(sl_thread_poll(t, 0, 0) == 0);
-	thread_end(t);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
 }
 
 #define PRODUCER_MSGS 20000
@@ -175,7 +163,7 @@ test_send_msg_two_producers(void)
 	}
 	CU_ASSERT(atomic_load(&g_msgs_run) == 2 * PRODUCER_MSGS);
 	CU_ASSERT(g_order_ok);
-	thread_end(t);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
 }
 
 static void
@@ -194,7 +182,7 @@ test_send_msg_off_thread(void)
 	CU_ASSERT(sl_get_thread() == NULL);
 	CU_ASSERT(sl_thread_send_msg(t, msg_count, &n) == 0);
 	CU_ASSERT(poll_until(t, &n, 1000) == 1);
-	thread_end(t);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
 }
 
 /* A message sent from within a message runs on the next batch, not recursively. */
@@ -222,7 +210,7 @@ test_send_msg_chain(void)
 		sl_thread_poll(t, 0, 0);
 	}
 	CU_ASSERT(atomic_load(&g_chain) == 100);
-	thread_end(t);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
 }
 
 /* --- Pollers -------------------------------------------------------------------- */
@@ -263,7 +251,7 @@ test_timed_pollers(void)
 	CU_ASSERT(fast == NULL);
 	sl_poller_unregister(&slow);
 	sl_poller_unregister(&slow); /* NULL is fine */
-	thread_end(t);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
 }
 
 struct self_unreg {
@@ -316,7 +304,7 @@ test_poller_unregister_in_callback(void)
 	CU_ASSERT(ntimed_victim <= 5);
 	CU_ASSERT(t->poller_count == 0);
 	CU_ASSERT(sl_thread_next_poller_ticks(t, sl_get_ticks()) == UINT64_MAX);
-	thread_end(t);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
 }
 
 struct pauser {
@@ -377,7 +365,7 @@ test_poller_pause_resume(void)
 	sl_poller_unregister(&timed);
 	sl_poller_unregister(&self.poller);
 	CU_ASSERT(t->poller_count == 0);
-	thread_end(t);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
 }
 
 struct fd_ctx {
@@ -460,7 +448,7 @@ test_fd_poller(void)
 	CU_ASSERT(t->poller_count == 0);
 	CU_ASSERT(sl_poller_register_fd(-1, EPOLLIN, poller_fd_read, &c, "bad") == NULL);
 	close(c.fd);
-	thread_end(t);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
 }
 
 static void
@@ -621,7 +609,7 @@ test_for_each_thread(void)
 		CU_ASSERT(g_visited[i] == sl_thread_get_id(t[i]));
 	}
 	for (i = 0; i < 3; i++) {
-		thread_end(t[i]);
+		CU_ASSERT(sl_ut_thread_end(t[i]) == 0);
 	}
 }
 
@@ -645,8 +633,8 @@ test_accessors(void)
 	sl_thread_poll(a, 0, 0);
 	CU_ASSERT(sl_thread_get_stats(a, &st) == 0);
 	CU_ASSERT(st.idle_tsc > 0);
-	thread_end(b);
-	thread_end(a);
+	CU_ASSERT(sl_ut_thread_end(b) == 0);
+	CU_ASSERT(sl_ut_thread_end(a) == 0);
 	CU_ASSERT(sl_thread_get_app_thread() == NULL);
 }
 
@@ -666,13 +654,8 @@ suite_fini(void)
 int
 main(void)
 {
-	CU_pSuite suite;
-	unsigned int failures;
+	CU_pSuite suite = sl_ut_suite("thread", suite_init, suite_fini);
 
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return CU_get_error();
-	}
-	suite = CU_add_suite("thread", suite_init, suite_fini);
 	CU_ADD_TEST(suite, test_accessors);
 	CU_ADD_TEST(suite, test_send_msg_order);
 	CU_ADD_TEST(suite, test_send_msg_two_producers);
@@ -687,9 +670,5 @@ main(void)
 	CU_ADD_TEST(suite, test_thread_exit_timeout);
 	CU_ADD_TEST(suite, test_thread_exit_race);
 	CU_ADD_TEST(suite, test_for_each_thread);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures == 0 ? 0 : 1;
+	return sl_ut_run();
 }

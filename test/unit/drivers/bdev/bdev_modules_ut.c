@@ -14,6 +14,7 @@
 
 #include <CUnit/Basic.h>
 
+#include "sl_ut_bdev.h"
 #include "sluice/bdev.h"
 #include "sluice/bdev_module.h"
 #include "sluice/rpc.h"
@@ -24,16 +25,6 @@
 #include "null/bdev_null.h"
 
 static struct sl_thread *g_thread;
-
-static void
-poll_thread(void)
-{
-	int i;
-
-	for (i = 0; i < 16; i++) {
-		sl_thread_poll(g_thread, 0, 0);
-	}
-}
 
 static void
 event_cb(enum sl_bdev_event_type type, struct sl_bdev *bdev, void *ctx)
@@ -86,7 +77,7 @@ rpc(const char *method, const char *params)
 	json_decref(g_resp);
 	g_resp = NULL;
 	sl_rpc_call_local(req, rpc_resp, NULL);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	json_decref(req);
 	CU_ASSERT_FATAL(g_resp != NULL);
 	return g_resp;
@@ -137,7 +128,7 @@ test_malloc_create_errors(void)
 	CU_ASSERT(malloc_disk_delete("nope", del_done, NULL) == -ENODEV);
 	g_del_done = 0;
 	CU_ASSERT(malloc_disk_delete("Mbad", del_done, NULL) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(g_del_done == 1 && g_del_rc == 0);
 	CU_ASSERT(sl_bdev_get_by_name("Mbad") == NULL);
 }
@@ -164,7 +155,7 @@ test_malloc_io_and_allocation(void)
 	/* Never written: reads zeroes, reported as a hole that reads as zero. */
 	memset(buf, 0xaa, sizeof(buf));
 	sl_bdev_read(desc, ch, buf, 0, 4096, io_done, &r);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 1 && r.status == 0 && memcmp(buf, zero, 4096) == 0);
 	n = sl_bdev_get_allocation(desc, 0, 1024 * 1024, ext, 8);
 	CU_ASSERT(n == 1 && ext[0].flags == (SL_BDEV_EXTENT_HOLE | SL_BDEV_EXTENT_ZERO));
@@ -172,7 +163,7 @@ test_malloc_io_and_allocation(void)
 
 	memset(buf, 0x5c, sizeof(buf));
 	sl_bdev_write(desc, ch, buf, 8192, 4096, io_done, &r);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 2 && r.status == 0);
 	n = sl_bdev_get_allocation(desc, 0, 1024 * 1024, ext, 8);
 	CU_ASSERT_FATAL(n == 3);
@@ -185,28 +176,28 @@ test_malloc_io_and_allocation(void)
 
 	/* A partial unmap keeps the chunk as data but reads zero where unmapped. */
 	sl_bdev_unmap(desc, ch, 8192, 512, io_done, &r);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	sl_bdev_read(desc, ch, buf, 8192, 4096, io_done, &r);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 4 && r.status == 0);
 	CU_ASSERT(memcmp(buf, zero, 512) == 0 && buf[512] == 0x5c);
 	n = sl_bdev_get_allocation(desc, 8192, 4096, ext, 8);
 	CU_ASSERT(n == 1 && ext[0].flags == 0);
 	/* Write-zeroes over the whole chunk makes it a hole again. */
 	sl_bdev_write_zeroes(desc, ch, 8192, 4096, io_done, &r);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 5 && r.status == 0);
 	n = sl_bdev_get_allocation(desc, 0, 1024 * 1024, ext, 8);
 	CU_ASSERT(n == 1 && ext[0].flags == (SL_BDEV_EXTENT_HOLE | SL_BDEV_EXTENT_ZERO));
 	sl_bdev_read(desc, ch, buf, 8192, 4096, io_done, &r);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(memcmp(buf, zero, 4096) == 0);
 
 	sl_put_io_channel(ch);
 	sl_bdev_close(desc);
 	g_del_done = 0;
 	CU_ASSERT(malloc_disk_delete("M0", del_done, NULL) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(g_del_done == 1);
 }
 
@@ -231,7 +222,7 @@ test_null_io(void)
 	memset(buf, 0xaa, sizeof(buf));
 	sl_bdev_write(desc, ch, buf, 0, 8192, io_done, &r);
 	sl_bdev_read(desc, ch, buf, 0, 8192, io_done, &r);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 2 && r.status == 0);
 	CU_ASSERT(memcmp(buf, zero, sizeof(buf)) == 0);
 	CU_ASSERT(sl_bdev_get_allocation(desc, 0, 4096, &ext, 1) == 1);
@@ -240,7 +231,7 @@ test_null_io(void)
 	sl_bdev_close(desc);
 	g_del_done = 0;
 	CU_ASSERT(null_disk_delete("N0", del_done, NULL) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(g_del_done == 1);
 }
 
@@ -380,62 +371,26 @@ test_rpc_null_and_config(void)
 static int
 suite_init(void)
 {
-	if (sl_thread_lib_init(NULL, 0) != 0) {
-		return -1;
-	}
-	g_thread = sl_thread_create("bdev_modules_ut", NULL);
-	if (g_thread == NULL) {
-		return -1;
-	}
-	sl_set_thread(g_thread);
 	sl_rpc_set_state(SL_RPC_RUNTIME);
-	return sl_bdev_initialize();
-}
-
-static int g_finish_done;
-
-static void
-finish_done(void *arg, int rc)
-{
-	g_finish_done = 1;
+	return sl_ut_bdev_init("bdev_modules_ut", &g_thread);
 }
 
 static int
 suite_fini(void)
 {
 	json_decref(g_resp);
-	sl_bdev_finish(finish_done, NULL);
-	while (!g_finish_done) {
-		sl_thread_poll(g_thread, 0, 0);
-	}
-	sl_thread_exit(g_thread);
-	while (!sl_thread_is_exited(g_thread)) {
-		sl_thread_poll(g_thread, 0, 0);
-	}
-	sl_set_thread(NULL);
-	sl_thread_destroy(g_thread);
-	sl_thread_lib_fini();
-	return 0;
+	return sl_ut_bdev_fini(g_thread);
 }
 
 int
 main(void)
 {
-	CU_pSuite suite;
-	unsigned int failures;
+	CU_pSuite suite = sl_ut_suite("bdev_modules", suite_init, suite_fini);
 
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return CU_get_error();
-	}
-	suite = CU_add_suite("bdev_modules", suite_init, suite_fini);
 	CU_ADD_TEST(suite, test_malloc_create_errors);
 	CU_ADD_TEST(suite, test_malloc_io_and_allocation);
 	CU_ADD_TEST(suite, test_null_io);
 	CU_ADD_TEST(suite, test_rpc_malloc);
 	CU_ADD_TEST(suite, test_rpc_null_and_config);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures == 0 ? 0 : 1;
+	return sl_ut_run();
 }

@@ -15,6 +15,7 @@
 
 #include <CUnit/Basic.h>
 
+#include "sl_ut_bdev.h"
 #include "sluice/bdev.h"
 #include "sluice/bdev_module.h"
 #include "sluice/thread.h"
@@ -233,16 +234,6 @@ io_done(void *arg, int status)
 	r->status = status;
 }
 
-static void
-poll_thread(void)
-{
-	int i;
-
-	for (i = 0; i < 16; i++) {
-		sl_thread_poll(g_thread, 0, 0);
-	}
-}
-
 static int g_events;
 static enum sl_bdev_event_type g_last_event;
 
@@ -297,7 +288,7 @@ ut_env_close(struct ut_env *e)
 	sl_bdev_close(e->desc);
 	g_unreg_done = 0;
 	sl_bdev_unregister(&e->disk->bdev, unreg_done, NULL);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(g_unreg_done == 1);
 	CU_ASSERT(g_unreg_rc == 0);
 	CU_ASSERT(g_destructs == destructs + 1);
@@ -384,7 +375,7 @@ test_register_open_claim(void)
 
 	g_unreg_done = 0;
 	sl_bdev_unregister(&d->bdev, unreg_done, NULL);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(g_unreg_done == 1);
 	CU_ASSERT(sl_bdev_get_by_name("ut0") == NULL);
 	CU_ASSERT(sl_bdev_get_by_name("ut_alias") == NULL);
@@ -402,33 +393,33 @@ test_rw_basic(void)
 	fill(wbuf, sizeof(wbuf), 1);
 	CU_ASSERT(SUBMIT(sl_bdev_write(e.desc, e.ch, wbuf, 4096, 8192, io_done, &r)) == 0);
 	CU_ASSERT(r.count == 0); /* deferred even though the module completed inline */
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 1 && r.status == 0);
 	CU_ASSERT(memcmp(e.disk->mem + 4096, wbuf, 8192) == 0);
 	CU_ASSERT(SUBMIT(sl_bdev_read_blocks(e.desc, e.ch, rbuf, 8, 16, io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 2 && r.status == 0);
 	CU_ASSERT(memcmp(rbuf, wbuf, 8192) == 0);
 
 	/* Early errors come through the callback too, never from the submit. */
 	CU_ASSERT(SUBMIT(sl_bdev_read(e.desc, e.ch, rbuf, 100, 512, io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 3 && r.status == -EINVAL);
 	CU_ASSERT(SUBMIT(sl_bdev_read_blocks(e.desc, e.ch, rbuf, 8190, 4, io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 4 && r.status == -EINVAL);
 	CU_ASSERT(SUBMIT(sl_bdev_read_blocks(e.desc, e.ch, rbuf, 0, 0, io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 5 && r.status == -EINVAL);
 	CU_ASSERT_FATAL(sl_bdev_open("ut_rw", false, event_cb, NULL, &ro) == 0);
 	CU_ASSERT(SUBMIT(sl_bdev_write(ro, e.ch, wbuf, 0, 512, io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 6 && r.status == -EBADF);
 	sl_bdev_close(ro);
 	/* Flush with length 0 covers the whole bdev. */
 	g_nrec = 0;
 	CU_ASSERT(SUBMIT(sl_bdev_flush(e.desc, e.ch, 0, 0, io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 7 && r.status == 0);
 	CU_ASSERT(g_nrec == 1 && g_rec[0].type == SL_BDEV_IO_TYPE_FLUSH && g_rec[0].num == 8192);
 	ut_env_close(&e);
@@ -450,7 +441,7 @@ test_split_max_transfer_vectored(void)
 	ut_env_open(&e, d);
 	fill(src, sizeof(src), 3);
 	CU_ASSERT(SUBMIT(sl_bdev_writev_blocks(e.desc, e.ch, wiov, 3, 3, 20, io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 1 && r.status == 0);
 	CU_ASSERT_FATAL(g_nrec == 3);
 	CU_ASSERT(g_rec[0].offset == 3 && g_rec[0].num == 8);
@@ -465,7 +456,7 @@ test_split_max_transfer_vectored(void)
 
 	g_nrec = 0;
 	CU_ASSERT(SUBMIT(sl_bdev_readv(e.desc, e.ch, riov, 2, 3 * 512, 10240, io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 2 && r.status == 0);
 	CU_ASSERT(g_nrec == 3);
 	CU_ASSERT(memcmp(dst, src, sizeof(src)) == 0);
@@ -488,7 +479,7 @@ test_split_boundary_and_segments(void)
 	ut_env_open(&e, d);
 	fill(buf, sizeof(buf), 5);
 	CU_ASSERT(SUBMIT(sl_bdev_write_blocks(e.desc, e.ch, buf, 10, 20, io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 1 && r.status == 0);
 	CU_ASSERT_FATAL(g_nrec == 2);
 	CU_ASSERT(g_rec[0].offset == 10 && g_rec[0].num == 6);
@@ -502,7 +493,7 @@ test_split_boundary_and_segments(void)
 	}
 	g_nrec = 0;
 	CU_ASSERT(SUBMIT(sl_bdev_readv_blocks(e.desc, e.ch, iov, 5, 0, 5, io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 2 && r.status == 0);
 	CU_ASSERT_FATAL(g_nrec == 3);
 	CU_ASSERT(g_rec[0].iovcnt == 2 && g_rec[1].iovcnt == 2 && g_rec[2].iovcnt == 1);
@@ -525,7 +516,7 @@ test_enomem_retry(void)
 		CU_ASSERT(SUBMIT(sl_bdev_read_blocks(e.desc, e.ch, buf[i], (uint64_t)i, 1, io_done,
 						     &r)) == 0);
 	}
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 4 && r.status == 0);
 	CU_ASSERT(g_nrec == 7);
 	ut_env_close(&e);
@@ -568,11 +559,11 @@ test_pool_exhaustion_io_wait(void)
 	g_wait.cb_fn = io_wait_cb;
 	g_wait_env = &e;
 	CU_ASSERT(sl_bdev_queue_io_wait(&e.disk->bdev, e.ch, &g_wait) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(g_wait_called == 0);
 	g_hold = false;
 	ut_release_held(0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 4 && r.status == 0);
 	CU_ASSERT(g_wait_called == 1);
 	CU_ASSERT(g_wait_result.count == 1 && g_wait_result.status == 0);
@@ -598,7 +589,7 @@ test_hot_remove_inflight(void)
 	g_unreg_done = 0;
 	destructs = g_destructs;
 	sl_bdev_unregister(&e.disk->bdev, unreg_done, NULL);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(g_events == 1 && g_last_event == SL_BDEV_EVENT_REMOVE);
 	{
 		struct sl_bdev_desc *x;
@@ -607,17 +598,17 @@ test_hot_remove_inflight(void)
 	}
 	/* New I/O fails, the old is still in the module. */
 	CU_ASSERT(SUBMIT(sl_bdev_read_blocks(e.desc, e.ch, buf[0], 0, 1, io_done, &late)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(late.count == 1 && late.status == -ENODEV);
 	/* The user lets go with I/O in flight: removal waits for it. */
 	sl_put_io_channel(e.ch);
 	sl_bdev_close(e.desc);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(g_unreg_done == 0);
 	CU_ASSERT(g_destructs == destructs);
 	g_hold = false;
 	ut_release_held(0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 2 && r.status == 0);
 	CU_ASSERT(g_unreg_done == 1 && g_unreg_rc == 0);
 	CU_ASSERT(g_destructs == destructs + 1);
@@ -639,7 +630,7 @@ test_write_zeroes_emulation(void)
 	CU_ASSERT(sl_bdev_io_type_supported(&d->bdev, SL_BDEV_IO_TYPE_WRITE_ZEROES));
 	CU_ASSERT(!sl_bdev_io_type_supported_native(&d->bdev, SL_BDEV_IO_TYPE_WRITE_ZEROES));
 	CU_ASSERT(SUBMIT(sl_bdev_write_zeroes(e.desc, e.ch, 512, len, io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 1 && r.status == 0);
 	for (i = 0; i < len; i++) {
 		zero &= d->mem[512 + i] == 0;
@@ -654,7 +645,7 @@ test_write_zeroes_emulation(void)
 	}
 	CU_ASSERT(SUBMIT(sl_bdev_write_zeroes_ext(e.desc, e.ch, 0, 512, SL_BDEV_IO_FLAG_NO_FALLBACK,
 						  io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 2 && r.status == -ENOTSUP);
 	ut_env_close(&e);
 }
@@ -672,13 +663,13 @@ test_unsupported_and_fua(void)
 	d->bdev.write_cache = true;
 	ut_env_open(&e, d);
 	CU_ASSERT(SUBMIT(sl_bdev_unmap(e.desc, e.ch, 0, 4096, io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 1 && r.status == -ENOTSUP);
 	CU_ASSERT(g_nrec == 0);
 	/* FUA on a write-back bdev without FUA support: write, then flush. */
 	CU_ASSERT(SUBMIT(sl_bdev_writev_ext(e.desc, e.ch, &iov, 1, 0, 512, SL_BDEV_IO_FLAG_FUA,
 					    io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 2 && r.status == 0);
 	CU_ASSERT_FATAL(g_nrec == 2);
 	CU_ASSERT(g_rec[0].type == SL_BDEV_IO_TYPE_WRITE && g_rec[0].flags == 0);
@@ -702,7 +693,7 @@ test_bounce(void)
 	ut_env_open(&e, d);
 	fill(buf, len, 9);
 	CU_ASSERT(SUBMIT(sl_bdev_write(e.desc, e.ch, buf, 4096, len, io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 1 && r.status == 0);
 	CU_ASSERT(memcmp(d->mem + 4096, buf, len) == 0);
 	/* Split to bounce-buffer size (128 KiB), every piece aligned for the module. */
@@ -714,7 +705,7 @@ test_bounce(void)
 	CU_ASSERT(aligned);
 	g_nrec = 0;
 	CU_ASSERT(SUBMIT(sl_bdev_read(e.desc, e.ch, back, 4096, 8192, io_done, &r)) == 0);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 2 && r.status == 0);
 	CU_ASSERT(g_nrec == 1 && g_rec[0].aligned);
 	CU_ASSERT(memcmp(back, buf, 8192) == 0);
@@ -747,7 +738,7 @@ test_stats(void)
 	SUBMIT(sl_bdev_write(e.desc, e.ch, buf, 0, 2048, io_done, &r));
 	SUBMIT(sl_bdev_unmap(e.desc, e.ch, 0, 512, io_done, &r));
 	SUBMIT(sl_bdev_read(e.desc, e.ch, buf, 1, 512, io_done, &r)); /* -EINVAL */
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 5);
 	sl_bdev_channel_get_io_stat(e.ch, &s);
 	CU_ASSERT(s.num_read_ops == 2 && s.bytes_read == 5120);
@@ -758,7 +749,7 @@ test_stats(void)
 	CU_ASSERT(s.read_latency_ticks >= s.max_read_latency_ticks);
 	g_agg_done = 0;
 	sl_bdev_get_io_stat(&e.disk->bdev, &g_agg, stat_done, NULL);
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(g_agg_done == 1);
 	CU_ASSERT(g_agg.num_read_ops == 2 && g_agg.num_write_ops == 1);
 	ut_env_close(&e);
@@ -776,7 +767,7 @@ test_reset_cancels_queued(void)
 	SUBMIT(sl_bdev_read(e.desc, e.ch, buf, 0, 512, io_done, &r));
 	CU_ASSERT(SUBMIT(sl_bdev_reset(e.desc, e.ch, io_done, &rr)) == 0);
 	g_nomem_left = 0;
-	poll_thread();
+	sl_ut_poll(g_thread);
 	CU_ASSERT(r.count == 1 && r.status == -ECANCELED);
 	CU_ASSERT(rr.count == 1 && rr.status == 0);
 	ut_env_close(&e);
@@ -798,52 +789,20 @@ test_allocation_default(void)
 static int
 suite_init(void)
 {
-	if (sl_thread_lib_init(NULL, 0) != 0) {
-		return -1;
-	}
-	g_thread = sl_thread_create("bdev_ut", NULL);
-	if (g_thread == NULL) {
-		return -1;
-	}
-	sl_set_thread(g_thread);
-	return sl_bdev_initialize();
-}
-
-static int g_finish_done;
-
-static void
-finish_done(void *arg, int rc)
-{
-	g_finish_done = 1;
+	return sl_ut_bdev_init("bdev_ut", &g_thread);
 }
 
 static int
 suite_fini(void)
 {
-	sl_bdev_finish(finish_done, NULL);
-	while (!g_finish_done) {
-		sl_thread_poll(g_thread, 0, 0);
-	}
-	sl_thread_exit(g_thread);
-	while (!sl_thread_is_exited(g_thread)) {
-		sl_thread_poll(g_thread, 0, 0);
-	}
-	sl_set_thread(NULL);
-	sl_thread_destroy(g_thread);
-	sl_thread_lib_fini();
-	return 0;
+	return sl_ut_bdev_fini(g_thread);
 }
 
 int
 main(void)
 {
-	CU_pSuite suite;
-	unsigned int failures;
+	CU_pSuite suite = sl_ut_suite("bdev", suite_init, suite_fini);
 
-	if (CU_initialize_registry() != CUE_SUCCESS) {
-		return CU_get_error();
-	}
-	suite = CU_add_suite("bdev", suite_init, suite_fini);
 	CU_ADD_TEST(suite, test_register_open_claim);
 	CU_ADD_TEST(suite, test_rw_basic);
 	CU_ADD_TEST(suite, test_split_max_transfer_vectored);
@@ -857,9 +816,5 @@ main(void)
 	CU_ADD_TEST(suite, test_stats);
 	CU_ADD_TEST(suite, test_reset_cancels_queued);
 	CU_ADD_TEST(suite, test_allocation_default);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures == 0 ? 0 : 1;
+	return sl_ut_run();
 }
