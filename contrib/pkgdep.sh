@@ -15,7 +15,7 @@ build=(build-essential cmake pkg-config git
 test=(clang libclang-rt-14-dev clang-format shellcheck fio nbdkit libnbd-bin python3-libnbd
 	file nbd-client qemu-utils qemu-block-extra qemu-system-common e2fsprogs util-linux gnuplot-nox procps kmod)
 vm=(qemu-system-x86 linux-image-amd64 busybox-static nvme-cli rdma-core ibverbs-utils
-	pciutils iproute2 jq util-linux xz-utils zstd cpio)
+	nbdkit qemu-utils pciutils iproute2 jq util-linux xz-utils zstd cpio)
 
 want=("${build[@]}")
 for arg in "$@"; do
