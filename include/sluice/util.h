@@ -17,7 +17,7 @@
 #define sl_likely(x)   __builtin_expect(!!(x), 1)
 #define sl_unlikely(x) __builtin_expect(!!(x), 0)
 
-#define SL_CONTAINEROF(ptr, type, member) ((type *)((uintptr_t)(ptr) - offsetof(type, member)))
+#define SL_CONTAINEROF(ptr, type, member) ((type *)((uintptr_t)(ptr)-offsetof(type, member)))
 #define SL_COUNTOF(a)                     (sizeof(a) / sizeof((a)[0]))
 #define SL_MIN(a, b)                      ((a) < (b) ? (a) : (b))
 #define SL_MAX(a, b)                      ((a) > (b) ? (a) : (b))
@@ -28,18 +28,18 @@
 #define SL_CACHE_LINE                     64
 
 #ifndef TAILQ_FOREACH_SAFE
-#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                                 \
-	for ((var) = TAILQ_FIRST((head)); (var) && ((tvar) = TAILQ_NEXT((var), field), 1);        \
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)                                         \
+	for ((var) = TAILQ_FIRST((head)); (var) && ((tvar) = TAILQ_NEXT((var), field), 1); \
 	     (var) = (tvar))
 #endif
 #ifndef STAILQ_FOREACH_SAFE
-#define STAILQ_FOREACH_SAFE(var, head, field, tvar)                                                \
-	for ((var) = STAILQ_FIRST((head)); (var) && ((tvar) = STAILQ_NEXT((var), field), 1);      \
+#define STAILQ_FOREACH_SAFE(var, head, field, tvar)                                          \
+	for ((var) = STAILQ_FIRST((head)); (var) && ((tvar) = STAILQ_NEXT((var), field), 1); \
 	     (var) = (tvar))
 #endif
 #ifndef LIST_FOREACH_SAFE
-#define LIST_FOREACH_SAFE(var, head, field, tvar)                                                  \
-	for ((var) = LIST_FIRST((head)); (var) && ((tvar) = LIST_NEXT((var), field), 1);          \
+#define LIST_FOREACH_SAFE(var, head, field, tvar)                                        \
+	for ((var) = LIST_FIRST((head)); (var) && ((tvar) = LIST_NEXT((var), field), 1); \
 	     (var) = (tvar))
 #endif
 
