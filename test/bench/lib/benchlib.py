@@ -5,7 +5,8 @@ another in the same run, and report.
 
 - Server: a server process started by a command (optionally pinned with taskset),
   with a readiness check, its CPU time read from /proc/<pid>/stat (utime+stime of
-  every thread, so reactors, workers and helpers all count), stopped by its pid.
+  every thread, so reactors, workers and helpers all count; with_children=True adds
+  its descendant processes), stopped by its pid.
 - fio(): runs fio with --output-format=json and returns IOPS, bandwidth, latency.
 - Report: rows of results written as JSON, a Markdown table and a PNG chart
   (gnuplot, clustered bars per workload), plus the machine and its load.
@@ -31,6 +32,30 @@ def proc_cpu_seconds(pid):
         # The command may contain spaces: fields start after the last ')'.
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_tree_cpu_seconds(pid):
+    """utime+stime of a process and all its live descendants, in seconds: for a server
+    whose work is split over child processes (nbdfuse runs nbdkit as its child)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone since listdir, or not readable
+        children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += proc_cpu_seconds(p)
+        except OSError:
+            continue
+        todo += children.get(p, [])
+    return total
 
 
 def machine_info():
@@ -63,8 +88,9 @@ class Server:
     """A server under test. ready() returns True once it serves."""
 
     def __init__(self, name, cmd, ready, cpus=None, setup=None, cleanup=None, env=None,
-                 log=None):
+                 log=None, with_children=False):
         self.name = name
+        self.with_children = with_children
         self.cmd = pinned(cmd, cpus)
         self.ready = ready
         self.setup = setup
@@ -98,6 +124,8 @@ class Server:
         return self.proc.pid
 
     def cpu_seconds(self):
+        if self.with_children:
+            return proc_tree_cpu_seconds(self.proc.pid)
         return proc_cpu_seconds(self.proc.pid)
 
     def stop(self):
