@@ -8,9 +8,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 passed=0 failed=0
 if git rev-parse --git-dir >/dev/null 2>&1; then
-	mapfile -t cfiles < <(git ls-files -co --exclude-standard '*.c' '*.h' | grep -v '^build')
-	mapfile -t shfiles < <(git ls-files -co --exclude-standard '*.sh' contrib/ test/vm/run .ci/run |
-		grep -v '^build' | sort -u | while read -r f; do
+	mapfile -t cfiles < <(git ls-files '*.c' '*.h')
+	mapfile -t shfiles < <(git ls-files '*.sh' contrib/ test/vm/run .ci/run |
+		sort -u | while read -r f; do
 			[ -f "$f" ] && head -n1 "$f" | grep -q 'bash' && echo "$f"
 		done)
 else
