@@ -35,6 +35,8 @@
 #define NVME_DEFAULT_IO_QUEUE_SIZE 256u
 #define NVME_DEFAULT_IO_REQUESTS   512u
 #define NVME_MAX_AERS              4u
+/* I/O qpairs read the clock for timeouts once per this many polls. */
+#define NVME_TIMEOUT_CHECK_POLLS 1024u
 
 SL_STATIC_ASSERT(SL_NVME_DSM_MAX_RANGES <= NVME_MAX_SGL_DESCRIPTORS, "DSM ranges fit a tracker");
 
@@ -66,8 +68,8 @@ struct nvme_request {
 struct nvme_tracker {
 	TAILQ_ENTRY(nvme_tracker) link;
 	struct nvme_request *req;
-	uint64_t submit_tick;
-	uint64_t list_iova; /* IOVA of u */
+	uint64_t submit_tick; /* 0 until a timeout check has seen it */
+	uint64_t list_iova;   /* IOVA of u */
 	uint16_t cid;
 	uint8_t timed_out; /* 1 once an abort was sent for it */
 	uint8_t rsvd[21];
@@ -79,6 +81,18 @@ struct nvme_tracker {
 };
 SL_STATIC_ASSERT(sizeof(struct nvme_tracker) == NVME_TRACKER_SIZE, "tracker size");
 SL_STATIC_ASSERT(offsetof(struct nvme_tracker, u) == NVME_TRACKER_HDR_SIZE, "tracker header");
+
+/*
+ * The last range of data buffers found to translate to IOVA == VA (DPDK's IOVA-as-VA
+ * mode: then every DMA address is its virtual address), so that the I/O path walks no
+ * memseg tables per command. Ranges that do not translate to themselves (IOVA = PA)
+ * are never cached: hugepages may be freed and their virtual addresses later backed by
+ * other physical pages.
+ */
+struct nvme_iova_cache {
+	uintptr_t start;
+	uintptr_t end;
+};
 
 enum nvme_qpair_state {
 	/* Queues not (or no longer) on the controller: after a reset, before reconnect. */
@@ -112,6 +126,8 @@ struct sl_nvme_qpair {
 	volatile uint32_t *sq_eventidx;
 	volatile uint32_t *cq_shadow;
 	volatile uint32_t *cq_eventidx;
+	struct nvme_iova_cache iova_cache;
+	struct sl_nvme_qpair_stats stats;
 	_Atomic int state;
 	/* Controller reset generation this qpair's queues were created in. */
 	uint64_t reset_gen;
@@ -120,6 +136,7 @@ struct sl_nvme_qpair {
 	uint32_t num_queued;
 	uint64_t timeout_ticks;
 	uint64_t next_timeout_check;
+	uint32_t polls_since_check;
 	TAILQ_HEAD(, nvme_tracker) free_tr;
 	TAILQ_HEAD(, nvme_tracker) outstanding_tr;
 	STAILQ_HEAD(, nvme_request) free_req;
@@ -302,10 +319,12 @@ void nvme_pcie_ctrlr_detach(struct sl_nvme_ctrlr *ctrlr);
 /* Fill the data pointer of tr->req->cmd from the request's payload.
  * \return 0 or -EINVAL (payload cannot be described). */
 int nvme_pcie_build_payload(struct sl_nvme_qpair *qpair, struct nvme_tracker *tr);
-int nvme_pcie_build_prps(struct sl_nvme_ctrlr *ctrlr, struct nvme_tracker *tr,
-			 const struct iovec *iov, int iovcnt, uint32_t len);
-int nvme_pcie_build_sgl(struct sl_nvme_ctrlr *ctrlr, struct nvme_tracker *tr,
-			const struct iovec *iov, int iovcnt, uint32_t len);
+/* \param cache NULL: translate every buffer through reg_ops->vtophys. */
+int nvme_pcie_build_prps(struct sl_nvme_ctrlr *ctrlr, struct nvme_iova_cache *cache,
+			 struct nvme_tracker *tr, const struct iovec *iov, int iovcnt,
+			 uint32_t len);
+int nvme_pcie_build_sgl(struct sl_nvme_ctrlr *ctrlr, struct nvme_iova_cache *cache,
+			struct nvme_tracker *tr, const struct iovec *iov, int iovcnt, uint32_t len);
 
 /* --- nvme_ns.c --- */
 void nvme_ns_construct(struct sl_nvme_ns *ns, struct sl_nvme_ctrlr *ctrlr, uint32_t nsid);

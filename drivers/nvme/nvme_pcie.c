@@ -100,6 +100,48 @@ nvme_pcie_ctrlr_detach(struct sl_nvme_ctrlr *ctrlr)
 	ctrlr->pdev = NULL;
 }
 
+/* Translations asked for on a cache miss reach this far ahead, so that the buffers of
+ * one pool hit after the first; the walk over memsegs happens on misses only. */
+#define NVME_IOVA_CACHE_SPAN (64ull << 20)
+/* The smallest hugepage: the aligned start of one lies in the same page. */
+#define NVME_IOVA_CACHE_ALIGN (2ull << 20)
+
+/* Translate va, through the identity cache when it covers va (see nvme_iova_cache).
+ * \param contig in: bytes wanted; out: bytes IOVA-contiguous from va, at most wanted. */
+static uint64_t
+nvme_pcie_translate(struct sl_nvme_ctrlr *ctrlr, struct nvme_iova_cache *cache, const void *vaddr,
+		    uint64_t *contig)
+{
+	uintptr_t va = (uintptr_t)vaddr;
+	uintptr_t base = va & ~(uintptr_t)(NVME_IOVA_CACHE_ALIGN - 1);
+	uint64_t want = *contig;
+	uint64_t got = SL_MAX(want, NVME_IOVA_CACHE_SPAN);
+	uint64_t iova;
+
+	if (cache == NULL) {
+		return ctrlr->reg_ops->vtophys(ctrlr, vaddr, contig);
+	}
+	if (sl_likely(va >= cache->start && va < cache->end)) {
+		*contig = SL_MIN(want, cache->end - va);
+		return va;
+	}
+	iova = ctrlr->reg_ops->vtophys(ctrlr, vaddr, &got);
+	if (iova == SL_IOVA_INVALID) {
+		*contig = 0;
+		return iova;
+	}
+	if (iova == va) {
+		cache->start = va;
+		cache->end = va + got;
+		if (base != va &&
+		    ctrlr->reg_ops->vtophys(ctrlr, (const void *)base, NULL) == base) {
+			cache->start = base;
+		}
+	}
+	*contig = SL_MIN(want, got);
+	return iova;
+}
+
 /* One PRP entry. Only the first may start inside a page (dword aligned); every entry
  * but the last must run to the end of its page (4.3). */
 struct nvme_prp_builder {
@@ -159,8 +201,8 @@ nvme_prp_add_run(struct nvme_prp_builder *b, uint64_t iova, uint64_t len)
 }
 
 int
-nvme_pcie_build_prps(struct sl_nvme_ctrlr *ctrlr, struct nvme_tracker *tr, const struct iovec *iov,
-		     int iovcnt, uint32_t len)
+nvme_pcie_build_prps(struct sl_nvme_ctrlr *ctrlr, struct nvme_iova_cache *cache,
+		     struct nvme_tracker *tr, const struct iovec *iov, int iovcnt, uint32_t len)
 {
 	struct nvme_prp_builder b = {
 		.tr = tr,
@@ -178,7 +220,7 @@ nvme_pcie_build_prps(struct sl_nvme_ctrlr *ctrlr, struct nvme_tracker *tr, const
 		remaining -= seg;
 		while (seg > 0) {
 			uint64_t contig = seg;
-			uint64_t iova = ctrlr->reg_ops->vtophys(ctrlr, va, &contig);
+			uint64_t iova = nvme_pcie_translate(ctrlr, cache, va, &contig);
 
 			if (iova == SL_IOVA_INVALID) {
 				SL_ERRLOG("PRP: buffer %p is not DMA memory\n", (const void *)va);
@@ -234,8 +276,8 @@ nvme_sgl_add(struct nvme_tracker *tr, uint32_t *n, uint64_t iova, uint64_t len)
 }
 
 int
-nvme_pcie_build_sgl(struct sl_nvme_ctrlr *ctrlr, struct nvme_tracker *tr, const struct iovec *iov,
-		    int iovcnt, uint32_t len)
+nvme_pcie_build_sgl(struct sl_nvme_ctrlr *ctrlr, struct nvme_iova_cache *cache,
+		    struct nvme_tracker *tr, const struct iovec *iov, int iovcnt, uint32_t len)
 {
 	struct sl_nvme_cmd *cmd = &tr->req->cmd;
 	uint64_t remaining = len;
@@ -250,7 +292,7 @@ nvme_pcie_build_sgl(struct sl_nvme_ctrlr *ctrlr, struct nvme_tracker *tr, const 
 		remaining -= seg;
 		while (seg > 0) {
 			uint64_t contig = seg;
-			uint64_t iova = ctrlr->reg_ops->vtophys(ctrlr, va, &contig);
+			uint64_t iova = nvme_pcie_translate(ctrlr, cache, va, &contig);
 
 			if (iova == SL_IOVA_INVALID) {
 				SL_ERRLOG("SGL: buffer %p is not DMA memory\n", (const void *)va);
@@ -308,14 +350,16 @@ nvme_pcie_build_payload(struct sl_nvme_qpair *qpair, struct nvme_tracker *tr)
 	case NVME_PAYLOAD_CONTIG:
 		iov.iov_base = req->payload.buf;
 		iov.iov_len = req->payload_size;
-		return nvme_pcie_build_prps(qpair->ctrlr, tr, &iov, 1, req->payload_size);
+		return nvme_pcie_build_prps(qpair->ctrlr, &qpair->iova_cache, tr, &iov, 1,
+					    req->payload_size);
 	case NVME_PAYLOAD_IOV:
 		if (nvme_pcie_use_sgl(qpair)) {
-			return nvme_pcie_build_sgl(qpair->ctrlr, tr, req->payload.iov,
-						   req->payload_count, req->payload_size);
+			return nvme_pcie_build_sgl(qpair->ctrlr, &qpair->iova_cache, tr,
+						   req->payload.iov, req->payload_count,
+						   req->payload_size);
 		}
-		return nvme_pcie_build_prps(qpair->ctrlr, tr, req->payload.iov, req->payload_count,
-					    req->payload_size);
+		return nvme_pcie_build_prps(qpair->ctrlr, &qpair->iova_cache, tr, req->payload.iov,
+					    req->payload_count, req->payload_size);
 	case NVME_PAYLOAD_DSM:
 		/* The ranges go in the tracker: 2 KiB aligned, so within one page. */
 		memcpy(tr->u.dsm, req->payload.ranges,

@@ -185,8 +185,9 @@ nvme_dbbuf_need_event(uint16_t event_idx, uint16_t new_idx, uint16_t old)
 	return (uint16_t)(new_idx - event_idx - 1) < (uint16_t)(new_idx - old);
 }
 
-/* Write a doorbell: to its shadow, and to the register only when needed. */
-static inline void
+/* Write a doorbell: to its shadow, and to the register only when needed.
+ * \return whether the register was written. */
+static inline bool
 nvme_qpair_doorbell_write(struct sl_nvme_qpair *qpair, uint32_t reg, volatile uint32_t *shadow,
 			  volatile uint32_t *eventidx, uint16_t value, uint16_t old)
 {
@@ -195,10 +196,11 @@ nvme_qpair_doorbell_write(struct sl_nvme_qpair *qpair, uint32_t reg, volatile ui
 		/* The shadow store must be visible before the event index is read. */
 		atomic_thread_fence(memory_order_seq_cst);
 		if (!nvme_dbbuf_need_event((uint16_t)*eventidx, value, old)) {
-			return;
+			return false;
 		}
 	}
 	qpair->ctrlr->reg_ops->write4(qpair->ctrlr, reg, value);
+	return true;
 }
 
 void
@@ -209,9 +211,24 @@ nvme_qpair_ring_sq_doorbell(struct sl_nvme_qpair *qpair)
 	}
 	/* The SQ entries must be in memory before the controller learns of them. */
 	atomic_thread_fence(memory_order_release);
-	nvme_qpair_doorbell_write(qpair, qpair->sq_tdbl, qpair->sq_shadow, qpair->sq_eventidx,
-				  qpair->sq_tail, qpair->last_sq_tail);
+	if (nvme_qpair_doorbell_write(qpair, qpair->sq_tdbl, qpair->sq_shadow, qpair->sq_eventidx,
+				      qpair->sq_tail, qpair->last_sq_tail)) {
+		qpair->stats.sq_mmio_doorbell_updates++;
+	} else {
+		qpair->stats.sq_shadow_doorbell_updates++;
+	}
 	qpair->last_sq_tail = qpair->sq_tail;
+}
+
+static void
+nvme_qpair_ring_cq_doorbell(struct sl_nvme_qpair *qpair, uint16_t old_head)
+{
+	if (nvme_qpair_doorbell_write(qpair, qpair->cq_hdbl, qpair->cq_shadow, qpair->cq_eventidx,
+				      qpair->cq_head, old_head)) {
+		qpair->stats.cq_mmio_doorbell_updates++;
+	} else {
+		qpair->stats.cq_shadow_doorbell_updates++;
+	}
 }
 
 static void
@@ -221,9 +238,8 @@ nvme_qpair_place(struct sl_nvme_qpair *qpair, struct nvme_tracker *tr)
 	if (++qpair->sq_tail == qpair->num_entries) {
 		qpair->sq_tail = 0;
 	}
-	if (qpair->timeout_ticks != 0) {
-		tr->submit_tick = sl_get_ticks();
-	}
+	/* No clock read per command: the next timeout check stamps it (see there). */
+	tr->submit_tick = 0;
 	tr->timed_out = 0;
 	TAILQ_INSERT_TAIL(&qpair->outstanding_tr, tr, link);
 	qpair->num_tr_busy++;
@@ -247,6 +263,7 @@ nvme_qpair_submit_tracker(struct sl_nvme_qpair *qpair, struct nvme_request *req)
 		return rc;
 	}
 	nvme_qpair_place(qpair, tr);
+	qpair->stats.submitted_requests++;
 	if (!qpair->delay_sq_doorbell) {
 		nvme_qpair_ring_sq_doorbell(qpair);
 	}
@@ -316,6 +333,7 @@ nvme_qpair_submit_request(struct sl_nvme_qpair *qpair, struct nvme_request *req)
 			!STAILQ_EMPTY(&qpair->queued_req))) {
 		STAILQ_INSERT_TAIL(&qpair->queued_req, req, link);
 		qpair->num_queued++;
+		qpair->stats.queued_requests++;
 		return 0;
 	}
 	rc = nvme_qpair_submit_tracker(qpair, req);
@@ -428,12 +446,25 @@ nvme_qpair_handle_timeout(struct sl_nvme_qpair *qpair, struct nvme_tracker *tr, 
 	nvme_ctrlr_request_reset(ctrlr, "command timeout");
 }
 
+/*
+ * Timeouts without a clock read per command (where the clock is a syscall and an HPET
+ * read, as in a TCG guest, reading it per I/O halves the IOPS). A command is stamped
+ * by the first check that finds it outstanding, so its age is at least now minus its
+ * stamp, and at most that plus one check interval: a timeout fires between
+ * timeout_ticks and timeout_ticks + NVME_TIMEOUT_CHECK_DIVISOR^-1 s after submission,
+ * never early. I/O qpairs read the clock once every NVME_TIMEOUT_CHECK_POLLS polls.
+ */
 static void
 nvme_qpair_check_timeouts(struct sl_nvme_qpair *qpair)
 {
 	struct nvme_tracker *tr, *tmp;
-	uint64_t now = sl_get_ticks();
+	uint64_t now;
 
+	if (!qpair->is_admin && ++qpair->polls_since_check < NVME_TIMEOUT_CHECK_POLLS) {
+		return;
+	}
+	qpair->polls_since_check = 0;
+	now = sl_get_ticks();
 	if (now < qpair->next_timeout_check) {
 		return;
 	}
@@ -442,7 +473,12 @@ nvme_qpair_check_timeouts(struct sl_nvme_qpair *qpair)
 		return;
 	}
 	TAILQ_FOREACH_SAFE (tr, &qpair->outstanding_tr, link, tmp) {
-		if (!tr->req->internal && now - tr->submit_tick >= qpair->timeout_ticks) {
+		if (tr->req->internal) {
+			continue;
+		}
+		if (tr->submit_tick == 0) {
+			tr->submit_tick = now;
+		} else if (now - tr->submit_tick >= qpair->timeout_ticks) {
 			nvme_qpair_handle_timeout(qpair, tr, now);
 		}
 	}
@@ -569,9 +605,12 @@ nvme_qpair_process_completions(struct sl_nvme_qpair *qpair, uint32_t max)
 		}
 		nvme_qpair_complete_tracker(qpair, tr, cpl);
 	}
+	qpair->stats.polls++;
 	if (n > 0) {
-		nvme_qpair_doorbell_write(qpair, qpair->cq_hdbl, qpair->cq_shadow,
-					  qpair->cq_eventidx, qpair->cq_head, old_head);
+		qpair->stats.completions += n;
+		nvme_qpair_ring_cq_doorbell(qpair, old_head);
+	} else {
+		qpair->stats.idle_polls++;
 	}
 	if (qpair->timeout_ticks != 0 && qpair->num_tr_busy != 0) {
 		nvme_qpair_check_timeouts(qpair);
@@ -592,6 +631,12 @@ uint16_t
 sl_nvme_qpair_get_id(const struct sl_nvme_qpair *qpair)
 {
 	return qpair->id;
+}
+
+void
+sl_nvme_qpair_get_stats(const struct sl_nvme_qpair *qpair, struct sl_nvme_qpair_stats *stats)
+{
+	*stats = qpair->stats;
 }
 
 uint32_t

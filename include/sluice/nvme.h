@@ -295,6 +295,26 @@ int sl_nvme_ctrlr_free_io_qpair(struct sl_nvme_qpair *qpair);
  * then been completed with an error).
  */
 int32_t sl_nvme_qpair_process_completions(struct sl_nvme_qpair *qpair, uint32_t max_completions);
+/**
+ * Counters of one qpair since its allocation (SPDK's spdk_nvme_pcie_stat): what the
+ * polls found, and how many doorbell updates had to be MMIO writes (each a trap into
+ * the hypervisor on an emulated controller) rather than shadow doorbell stores.
+ */
+struct sl_nvme_qpair_stats {
+	uint64_t polls;
+	uint64_t idle_polls;
+	uint64_t completions;
+	uint64_t submitted_requests;
+	/** Requests that waited in software (SQ full, or a reset in progress). */
+	uint64_t queued_requests;
+	uint64_t sq_mmio_doorbell_updates;
+	uint64_t cq_mmio_doorbell_updates;
+	uint64_t sq_shadow_doorbell_updates;
+	uint64_t cq_shadow_doorbell_updates;
+};
+
+/** Copy the qpair's counters into stats. Call from the qpair's thread. */
+void sl_nvme_qpair_get_stats(const struct sl_nvme_qpair *qpair, struct sl_nvme_qpair_stats *stats);
 /** \return the queue ID. */
 uint16_t sl_nvme_qpair_get_id(const struct sl_nvme_qpair *qpair);
 /** \return commands on the controller plus requests queued in software. */

@@ -43,7 +43,7 @@ jq -e 'length == 1' "$out/sluice-identify.json" >/dev/null || vm_fail "expected 
 # strings trimmed, hex IDs lower case.
 compare()
 {
-	local what=$1 kernel=$2 sluice=$3 keys=$4 diffs
+	local what=$1 kernel=$2 sluice=$3 keys=$4 diffs line
 
 	diffs=$(jq -rn --slurpfile k "$kernel" --slurpfile s "$out/sluice-identify.json" \
 		--arg keys "$keys" '
@@ -53,7 +53,9 @@ compare()
 		$names[] | select(($kv[.] | norm) != ($sv[.] | norm)) |
 		"\(.) differs: kernel \($kv[.] | norm), sluice \($sv[.] | norm)"')
 	if [[ -n $diffs ]]; then
-		echo "$diffs" | sed "s/^/$what: /"
+		while IFS= read -r line; do
+			echo "$what: $line"
+		done <<<"$diffs"
 		vm_fail "$what: sluice-nvme-identify disagrees with nvme-cli"
 	fi
 	echo "$what: $(wc -w <<<"$keys") fields agree"

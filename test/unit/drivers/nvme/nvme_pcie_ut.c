@@ -40,7 +40,7 @@ build_prps(void *buf, uint32_t len)
 {
 	struct iovec iov = {.iov_base = buf, .iov_len = len};
 
-	return nvme_pcie_build_prps(g_ctrlr, g_tr, &iov, 1, len);
+	return nvme_pcie_build_prps(g_ctrlr, NULL, g_tr, &iov, 1, len);
 }
 
 static void
@@ -133,19 +133,19 @@ test_prp_iovecs(void)
 	};
 
 	prp_setup();
-	CU_ASSERT_EQUAL(nvme_pcie_build_prps(g_ctrlr, g_tr, iov, 3, 3 * PAGE + 512), 0);
+	CU_ASSERT_EQUAL(nvme_pcie_build_prps(g_ctrlr, NULL, g_tr, iov, 3, 3 * PAGE + 512), 0);
 	CU_ASSERT_EQUAL(g_req.cmd.dptr.prp.prp1, va(g_mem + 10 * PAGE + 512));
 	CU_ASSERT_EQUAL(g_req.cmd.dptr.prp.prp2, g_tr->list_iova);
 	CU_ASSERT_EQUAL(g_tr->u.prp[0], va(g_mem + 20 * PAGE));
 	CU_ASSERT_EQUAL(g_tr->u.prp[1], va(g_mem + 21 * PAGE));
 	CU_ASSERT_EQUAL(g_tr->u.prp[2], va(g_mem + 30 * PAGE));
 	/* The length given bounds the walk: the last iovec is used only in part. */
-	CU_ASSERT_EQUAL(nvme_pcie_build_prps(g_ctrlr, g_tr, iov, 3, 2 * PAGE), 0);
+	CU_ASSERT_EQUAL(nvme_pcie_build_prps(g_ctrlr, NULL, g_tr, iov, 3, 2 * PAGE), 0);
 	CU_ASSERT_EQUAL(g_req.cmd.dptr.prp.prp2, g_tr->list_iova);
-	CU_ASSERT_EQUAL(nvme_pcie_build_prps(g_ctrlr, g_tr, iov, 3, 4 * PAGE), -EINVAL);
+	CU_ASSERT_EQUAL(nvme_pcie_build_prps(g_ctrlr, NULL, g_tr, iov, 3, 4 * PAGE), -EINVAL);
 	/* A middle element not ending, or not starting, on a page boundary. */
-	CU_ASSERT_EQUAL(nvme_pcie_build_prps(g_ctrlr, g_tr, bad, 2, 1024 + PAGE), -EINVAL);
-	CU_ASSERT_EQUAL(nvme_pcie_build_prps(g_ctrlr, g_tr, bad2, 2, 2 * PAGE), -EINVAL);
+	CU_ASSERT_EQUAL(nvme_pcie_build_prps(g_ctrlr, NULL, g_tr, bad, 2, 1024 + PAGE), -EINVAL);
+	CU_ASSERT_EQUAL(nvme_pcie_build_prps(g_ctrlr, NULL, g_tr, bad2, 2, 2 * PAGE), -EINVAL);
 }
 
 static void
@@ -165,13 +165,13 @@ test_sgl(void)
 
 	prp_setup();
 	/* One element: the data block sits in the command. */
-	CU_ASSERT_EQUAL(nvme_pcie_build_sgl(g_ctrlr, g_tr, iov, 1, 1000), 0);
+	CU_ASSERT_EQUAL(nvme_pcie_build_sgl(g_ctrlr, NULL, g_tr, iov, 1, 1000), 0);
 	CU_ASSERT_EQUAL(g_req.cmd.psdt, SL_NVME_PSDT_SGL_MPTR_CONTIG);
 	CU_ASSERT_EQUAL(g_req.cmd.dptr.sgl1.type, SL_NVME_SGL_TYPE_DATA_BLOCK);
 	CU_ASSERT_EQUAL(g_req.cmd.dptr.sgl1.address, va(g_mem + 3));
 	CU_ASSERT_EQUAL(g_req.cmd.dptr.sgl1.length, 1000);
 	/* Several: a last segment in the tracker. */
-	CU_ASSERT_EQUAL(nvme_pcie_build_sgl(g_ctrlr, g_tr, iov, 3, 6096), 0);
+	CU_ASSERT_EQUAL(nvme_pcie_build_sgl(g_ctrlr, NULL, g_tr, iov, 3, 6096), 0);
 	CU_ASSERT_EQUAL(g_req.cmd.dptr.sgl1.type, SL_NVME_SGL_TYPE_LAST_SEGMENT);
 	CU_ASSERT_EQUAL(g_req.cmd.dptr.sgl1.subtype, SL_NVME_SGL_SUBTYPE_ADDRESS);
 	CU_ASSERT_EQUAL(g_req.cmd.dptr.sgl1.address, g_tr->list_iova);
@@ -180,7 +180,7 @@ test_sgl(void)
 	CU_ASSERT_EQUAL(g_tr->u.sgl[1].length, 5000);
 	CU_ASSERT_EQUAL(g_tr->u.sgl[2].length, 96);
 	/* Adjacent elements merge. */
-	CU_ASSERT_EQUAL(nvme_pcie_build_sgl(g_ctrlr, g_tr, contig, 2, 2048), 0);
+	CU_ASSERT_EQUAL(nvme_pcie_build_sgl(g_ctrlr, NULL, g_tr, contig, 2, 2048), 0);
 	CU_ASSERT_EQUAL(g_req.cmd.dptr.sgl1.type, SL_NVME_SGL_TYPE_DATA_BLOCK);
 	CU_ASSERT_EQUAL(g_req.cmd.dptr.sgl1.length, 2048);
 	/* Too many descriptors. */
@@ -188,10 +188,10 @@ test_sgl(void)
 		many[i].iov_base = g_mem + i * 2 * 512;
 		many[i].iov_len = 512;
 	}
-	CU_ASSERT_EQUAL(nvme_pcie_build_sgl(g_ctrlr, g_tr, many, NVME_MAX_SGL_DESCRIPTORS,
+	CU_ASSERT_EQUAL(nvme_pcie_build_sgl(g_ctrlr, NULL, g_tr, many, NVME_MAX_SGL_DESCRIPTORS,
 					    NVME_MAX_SGL_DESCRIPTORS * 512),
 			0);
-	CU_ASSERT_EQUAL(nvme_pcie_build_sgl(g_ctrlr, g_tr, many, (int)SL_COUNTOF(many),
+	CU_ASSERT_EQUAL(nvme_pcie_build_sgl(g_ctrlr, NULL, g_tr, many, (int)SL_COUNTOF(many),
 					    (uint32_t)SL_COUNTOF(many) * 512),
 			-EINVAL);
 }

@@ -135,6 +135,7 @@ test_batch_limit_and_doorbells(void)
 	struct sl_nvme_ns *ns;
 	uint8_t *buf = sl_dma_zmalloc(4096, 4096, NULL);
 	struct io_status st = {0};
+	struct sl_nvme_qpair_stats stats;
 	uint32_t from;
 
 	/* Registers only here: shadow doorbells are tested on their own. */
@@ -159,6 +160,14 @@ test_batch_limit_and_doorbells(void)
 	CU_ASSERT_EQUAL(count_writes(qpair->sq_tdbl, from), 1);
 	CU_ASSERT_EQUAL(count_writes(qpair->cq_hdbl, from), 3);
 	CU_ASSERT_EQUAL(st.done, 5);
+	sl_nvme_qpair_get_stats(qpair, &stats);
+	CU_ASSERT_EQUAL(stats.polls, 4);
+	CU_ASSERT_EQUAL(stats.idle_polls, 1);
+	CU_ASSERT_EQUAL(stats.completions, 5);
+	CU_ASSERT_EQUAL(stats.submitted_requests, 5);
+	CU_ASSERT_EQUAL(stats.sq_mmio_doorbell_updates, 1);
+	CU_ASSERT_EQUAL(stats.cq_mmio_doorbell_updates, 3);
+	CU_ASSERT_EQUAL(stats.sq_shadow_doorbell_updates + stats.cq_shadow_doorbell_updates, 0);
 	sl_dma_free(buf);
 	sl_nvme_ctrlr_free_io_qpair(qpair);
 	sl_nvme_detach(ctrlr);
@@ -232,6 +241,7 @@ test_shadow_doorbells(void)
 	struct sl_nvme_ns *ns = sl_nvme_ctrlr_get_ns(ctrlr, 1);
 	uint8_t *buf = sl_dma_zmalloc(4096, 4096, NULL);
 	struct io_status st = {0};
+	struct sl_nvme_qpair_stats stats;
 	uint32_t mmio;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(qpair->sq_shadow);
@@ -257,12 +267,116 @@ test_shadow_doorbells(void)
 	CU_ASSERT_EQUAL(sl_nvme_qpair_process_completions(qpair, 0), 1);
 	CU_ASSERT_EQUAL(st.done, 2);
 	CU_ASSERT_EQUAL(st.errors, 0);
+	sl_nvme_qpair_get_stats(qpair, &stats);
+	CU_ASSERT_EQUAL(stats.sq_mmio_doorbell_updates, 1);
+	CU_ASSERT_EQUAL(stats.sq_shadow_doorbell_updates, 1);
+	CU_ASSERT_EQUAL(stats.cq_mmio_doorbell_updates + stats.cq_shadow_doorbell_updates, 2);
 	/* The rule itself: ring when the event index lies in [old, new). */
 	CU_ASSERT(nvme_dbbuf_need_event(5, 6, 5));
 	CU_ASSERT(nvme_dbbuf_need_event(5, 9, 3));
 	CU_ASSERT(!nvme_dbbuf_need_event(2, 9, 5));
 	CU_ASSERT(!nvme_dbbuf_need_event(9, 9, 5));
 	CU_ASSERT(nvme_dbbuf_need_event(65535, 1, 65534));
+	sl_dma_free(buf);
+	sl_nvme_ctrlr_free_io_qpair(qpair);
+	sl_nvme_detach(ctrlr);
+}
+
+/* Data buffers that translate to themselves are looked up once per range; buffers
+ * that translate elsewhere (IOVA = PA) every time. */
+static uint32_t g_xlate_calls;
+static uint64_t g_xlate_offset;
+
+static uint64_t
+counting_vtophys(struct sl_nvme_ctrlr *ctrlr, const void *vaddr, uint64_t *size)
+{
+	g_xlate_calls++;
+	if (size != NULL) {
+		*size = SL_MIN(*size, 1u << 20);
+	}
+	return (uint64_t)(uintptr_t)vaddr + g_xlate_offset;
+}
+
+static void
+test_iova_cache(void)
+{
+	struct nvme_reg_ops ops = g_mock_reg_ops;
+	struct sl_nvme_ctrlr *ctrlr;
+	struct sl_nvme_qpair *qpair = qpair_setup(&ctrlr, 32, 0);
+	uint8_t *buf = sl_dma_zmalloc(3 * 4096, 4096, NULL);
+	struct nvme_tracker *tr = &qpair->tr[0];
+	struct nvme_request req = {0};
+	struct iovec iov = {.iov_base = buf + 4096, .iov_len = 4096};
+
+	ops.vtophys = counting_vtophys;
+	ctrlr->reg_ops = &ops;
+	tr->req = &req;
+	g_xlate_calls = 0;
+	g_xlate_offset = 0;
+	CU_ASSERT_EQUAL(nvme_pcie_build_prps(ctrlr, &qpair->iova_cache, tr, &iov, 1, 4096), 0);
+	CU_ASSERT_EQUAL(req.cmd.dptr.prp.prp1, (uintptr_t)(buf + 4096));
+	/* A miss: the range, and its 2 MiB-aligned start. */
+	CU_ASSERT(g_xlate_calls >= 1 && g_xlate_calls <= 2);
+	g_xlate_calls = 0;
+	iov.iov_base = buf;
+	CU_ASSERT_EQUAL(nvme_pcie_build_prps(ctrlr, &qpair->iova_cache, tr, &iov, 1, 4096), 0);
+	iov.iov_base = buf + 8192;
+	CU_ASSERT_EQUAL(nvme_pcie_build_prps(ctrlr, &qpair->iova_cache, tr, &iov, 1, 4096), 0);
+	CU_ASSERT_EQUAL(req.cmd.dptr.prp.prp1, (uintptr_t)(buf + 8192));
+	CU_ASSERT_EQUAL(g_xlate_calls, 0);
+	/* Not identity: never cached. */
+	qpair->iova_cache.start = qpair->iova_cache.end = 0;
+	g_xlate_offset = 1ull << 40;
+	CU_ASSERT_EQUAL(nvme_pcie_build_prps(ctrlr, &qpair->iova_cache, tr, &iov, 1, 4096), 0);
+	CU_ASSERT_EQUAL(nvme_pcie_build_prps(ctrlr, &qpair->iova_cache, tr, &iov, 1, 4096), 0);
+	CU_ASSERT_EQUAL(req.cmd.dptr.prp.prp1, (uintptr_t)(buf + 8192) + g_xlate_offset);
+	CU_ASSERT_EQUAL(g_xlate_calls, 2);
+	CU_ASSERT_EQUAL(qpair->iova_cache.end, 0);
+	g_xlate_offset = 0;
+	tr->req = NULL;
+	ctrlr->reg_ops = &g_mock_reg_ops;
+	sl_dma_free(buf);
+	sl_nvme_ctrlr_free_io_qpair(qpair);
+	sl_nvme_detach(ctrlr);
+}
+
+/* A command submitted long after the last poll is not timed out by the first check:
+ * no clock is read at submission, the first check starts its clock. */
+static void
+test_timeout_never_early(void)
+{
+	struct sl_nvme_ctrlr_opts opts;
+	struct sl_nvme_ctrlr *ctrlr;
+	struct sl_nvme_qpair *qpair;
+	struct sl_nvme_ns *ns;
+	uint8_t *buf = sl_dma_zmalloc(4096, 4096, NULL);
+	struct io_status st = {0};
+	uint32_t i;
+
+	sl_nvme_ctrlr_get_default_opts(&opts);
+	opts.io_timeout_us = 1000;
+	mock_ctrlr_setup(&g_m);
+	ctrlr = mock_ctrlr_attach(&g_m, &opts);
+	qpair = sl_nvme_ctrlr_alloc_io_qpair(ctrlr, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(qpair);
+	ns = sl_nvme_ctrlr_get_ns(ctrlr, 1);
+	g_m.hold_io = true;
+	g_m.abort_works = true;
+	g_ticks += 5000000;
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_read(ns, qpair, buf, 0, 1, io_cpl, &st, 0), 0);
+	for (i = 0; i < 4 * NVME_TIMEOUT_CHECK_POLLS; i++) {
+		sl_nvme_qpair_process_completions(qpair, 0);
+	}
+	CU_ASSERT_EQUAL(g_m.opc_count[1][SL_NVME_OPC_ABORT], 0);
+	/* Past the timeout and a check interval: now it fires. */
+	g_ticks += 20000;
+	for (i = 0; i < NVME_TIMEOUT_CHECK_POLLS; i++) {
+		sl_nvme_qpair_process_completions(qpair, 0);
+	}
+	CU_ASSERT_EQUAL(g_m.opc_count[1][SL_NVME_OPC_ABORT], 1);
+	sl_nvme_ctrlr_process_admin_completions(ctrlr);
+	sl_nvme_qpair_process_completions(qpair, 0);
+	CU_ASSERT_EQUAL(st.done, 1);
 	sl_dma_free(buf);
 	sl_nvme_ctrlr_free_io_qpair(qpair);
 	sl_nvme_detach(ctrlr);
@@ -277,6 +391,8 @@ main(void)
 		{"batch limit and doorbell batching", test_batch_limit_and_doorbells},
 		{"NVM commands", test_nvm_commands},
 		{"shadow doorbells", test_shadow_doorbells},
+		{"IOVA == VA cache", test_iova_cache},
+		{"timeouts never fire early", test_timeout_never_early},
 	};
 
 	return mock_run_suite("nvme_qpair", tests, SL_COUNTOF(tests));
