@@ -116,7 +116,16 @@ sl_ring_dequeue(struct sl_ring *ring, void **objs, size_t count)
 size_t
 sl_ring_count(struct sl_ring *ring)
 {
-	return rte_ring_count((struct rte_ring *)ring);
+	const struct rte_ring *r = (const struct rte_ring *)ring;
+	uint32_t prod, cons, count;
+
+	/* rte_ring_count() reads the tails with plain loads, racing with the producers'
+	 * atomic stores. The reactors' lost-wake-up check is such a read (reactor.c), so
+	 * read them atomically: ordered by the fences there, and TSan-clean. */
+	prod = __atomic_load_n(&r->prod.tail, __ATOMIC_ACQUIRE);
+	cons = __atomic_load_n(&r->cons.tail, __ATOMIC_ACQUIRE);
+	count = (prod - cons) & r->mask;
+	return count > r->capacity ? r->capacity : count;
 }
 
 static int

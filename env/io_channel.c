@@ -101,6 +101,9 @@ io_device_unregister_done(void *arg)
 	if (dev->unregister_cb != NULL) {
 		dev->unregister_cb(dev->io_device);
 	}
+	if (dev->unregister_thread != NULL) {
+		thread_cpl_release(dev->unregister_thread);
+	}
 	free(dev);
 }
 
@@ -113,8 +116,9 @@ io_device_unregister_complete(struct io_device *dev)
 		return;
 	}
 	if (dev->unregister_thread != NULL) {
-		SL_ERRLOG("io_device %s: unregistering thread is gone; completing here\n",
-			  dev->name);
+		/* It waits for this completion, so only -ENOMEM gets here. */
+		SL_ERRLOG("io_device %s: cannot complete on thread %s; completing here\n",
+			  dev->name, dev->unregister_thread->name);
 	}
 	io_device_unregister_done(dev);
 }
@@ -168,6 +172,10 @@ sl_io_device_unregister(void *io_device, sl_io_device_unregister_cb unregister_c
 	dev->unregistered = true;
 	dev->unregister_cb = unregister_cb;
 	dev->unregister_thread = sl_get_thread();
+	if (dev->unregister_thread != NULL) {
+		/* It must not exit before the completion is sent to it. */
+		thread_cpl_hold(dev->unregister_thread);
+	}
 	ready = io_device_unregister_ready_locked(dev);
 	pthread_mutex_unlock(&g_devlist_lock);
 	if (ready) {
@@ -341,6 +349,7 @@ for_each_channel_cpl(void *arg)
 	bool ready;
 
 	i->cpl(i, i->status);
+	thread_cpl_release(i->orig);
 	pthread_mutex_lock(&g_devlist_lock);
 	dev->for_each_count--;
 	ready = io_device_unregister_ready_locked(dev);
@@ -357,7 +366,9 @@ for_each_channel_finish(struct sl_io_channel_iter *i, int status)
 	i->status = status;
 	i->ch = NULL;
 	if (sl_thread_send_msg(i->orig, for_each_channel_cpl, i) != 0) {
-		SL_ERRLOG("io_device %s: for_each_channel origin thread is gone\n", i->dev->name);
+		/* The origin waits for this completion, so only -ENOMEM gets here. */
+		SL_ERRLOG("io_device %s: cannot complete for_each_channel on its thread\n",
+			  i->dev->name);
 		for_each_channel_cpl(i);
 	}
 }
@@ -433,6 +444,7 @@ sl_for_each_channel(void *io_device, sl_channel_msg fn, void *ctx, sl_channel_fo
 		return;
 	}
 	i->dev = dev;
+	thread_cpl_hold(i->orig);
 	if (!for_each_channel_next(i, NULL)) {
 		for_each_channel_finish(i, 0);
 	}

@@ -285,6 +285,10 @@ reactor_sleep(struct reactor *r, uint64_t now)
 	int n, i;
 
 	atomic_store(&r->sleeping, true);
+	/* The ring counts below are plain loads (rte_ring_count), which a seq_cst store
+	 * alone does not order after it (C11; ARMv8 stlr then ldr): the full fence does,
+	 * pairing with the one in reactor_wake(). */
+	atomic_thread_fence(memory_order_seq_cst);
 	/* Re-check after the store: a sender that missed the flag has enqueued. */
 	ticks = reactor_sleep_ticks(r, now);
 	if (ticks == 0 || (atomic_load(&g_stopping) && !r->stop_seen)) {

@@ -139,10 +139,17 @@ sl_get_ticks_hz(void)
 	return g_ticks_hz;
 }
 
+/* Longest period in ticks (decades at any tick rate): deadlines computed as now +
+ * period then never wrap around the 64-bit tick counter. */
+#define TICKS_PERIOD_MAX (UINT64_MAX / 4)
+
 static uint64_t
 ticks_from_us(uint64_t us)
 {
-	return us * sl_get_ticks_hz() / 1000000ull;
+	/* 128 bits: us * hz overflows 64 bits for periods past about 1.7 hours. */
+	unsigned __int128 ticks = (unsigned __int128)us * sl_get_ticks_hz() / 1000000u;
+
+	return ticks > TICKS_PERIOD_MAX ? TICKS_PERIOD_MAX : (uint64_t)ticks;
 }
 
 /* --- Library -------------------------------------------------------------------- */
@@ -309,6 +316,7 @@ thread_init_fields(struct sl_thread *thread, const struct sl_cpuset *cpumask)
 {
 	atomic_init(&thread->state, THREAD_STATE_RUNNING);
 	atomic_init(&thread->senders, 0);
+	atomic_init(&thread->pending_cpls, 0);
 	thread->epfd = -1;
 	STAILQ_INIT(&thread->msg_cache);
 	TAILQ_INIT(&thread->active_pollers);
@@ -482,14 +490,19 @@ thread_log_leaks(struct sl_thread *thread)
 		}
 	}
 	io_channel_thread_log(thread);
+	if (atomic_load(&thread->pending_cpls) != 0) {
+		SL_ERRLOG("thread %s still awaits %u iteration or unregistration completions\n",
+			  thread->name, atomic_load(&thread->pending_cpls));
+	}
 }
 
-/* Finish exiting once nothing is left: no pollers, no channels, no messages. */
+/* Finish exiting once nothing is left: no pollers, no channels, no completions it
+ * awaits, no messages. */
 static void
 thread_exit_check(struct sl_thread *thread, uint64_t now)
 {
 	bool idle = thread->poller_count == 0 && TAILQ_EMPTY(&thread->io_channels) &&
-		    !sl_thread_has_msgs(thread);
+		    atomic_load(&thread->pending_cpls) == 0 && !sl_thread_has_msgs(thread);
 
 	if (!idle) {
 		if (now - thread->exit_start_tick <
@@ -839,22 +852,11 @@ poller_unregister_unlink(struct sl_thread *thread, struct sl_poller *p, bool pau
 	TAILQ_INSERT_TAIL(&thread->reap_pollers, p, tailq);
 }
 
-void
-sl_poller_unregister(struct sl_poller **pp)
+static void
+poller_unregister_local(struct sl_thread *thread, struct sl_poller *p)
 {
-	struct sl_poller *p = *pp;
-	struct sl_thread *thread;
-
-	if (p == NULL) {
-		return;
-	}
-	*pp = NULL;
-	thread = p->thread;
 	if (p->state == POLLER_STATE_UNREGISTERED) {
 		return;
-	}
-	if (tls_thread != thread) {
-		SL_ERRLOG("poller %s unregistered off its thread %s\n", p->name, thread->name);
 	}
 	thread->poller_count--;
 	if (p->kind == POLLER_KIND_ACTIVE && p->state != POLLER_STATE_PAUSED) {
@@ -866,6 +868,39 @@ sl_poller_unregister(struct sl_poller **pp)
 		return;
 	}
 	poller_unregister_unlink(thread, p, p->state == POLLER_STATE_PAUSED);
+}
+
+static void
+poller_unregister_msg(void *arg)
+{
+	struct sl_poller *p = arg;
+
+	poller_unregister_local(p->thread, p);
+}
+
+void
+sl_poller_unregister(struct sl_poller **pp)
+{
+	struct sl_poller *p = *pp;
+	int rc;
+
+	if (p == NULL) {
+		return;
+	}
+	*pp = NULL;
+	if (tls_thread != p->thread) {
+		/* Its thread may be walking its poller lists right now: let it unlink the
+		 * poller itself. Its messages run before its pollers, so the poller runs
+		 * again only if that thread is in the middle of an iteration. */
+		rc = sl_thread_send_msg(p->thread, poller_unregister_msg, p);
+		if (rc == 0 || rc == -EIO) {
+			/* -EIO: the thread has exited; destroying it frees the poller. */
+			return;
+		}
+		SL_ERRLOG("poller %s: cannot unregister on its thread %s: %s\n", p->name,
+			  p->thread->name, strerror(-rc));
+	}
+	poller_unregister_local(p->thread, p);
 }
 
 void
@@ -1049,6 +1084,7 @@ for_each_thread_cpl(void *arg)
 	struct thread_for_each *fe = arg;
 
 	fe->cpl(fe->ctx);
+	thread_cpl_release(fe->orig);
 	free(fe);
 }
 
@@ -1071,8 +1107,10 @@ for_each_thread_next(struct thread_for_each *fe, struct sl_thread *prev)
 	}
 	pthread_mutex_unlock(&g_threads_lock);
 	if (rc != 0 && sl_thread_send_msg(fe->orig, for_each_thread_cpl, fe) != 0) {
-		SL_ERRLOG("for_each_thread: cannot complete on thread %s\n", fe->orig->name);
-		free(fe);
+		/* The origin waits for this completion, so only -ENOMEM gets here. */
+		SL_ERRLOG("for_each_thread: cannot complete on thread %s; completing here\n",
+			  fe->orig->name);
+		for_each_thread_cpl(fe);
 	}
 }
 
@@ -1103,5 +1141,6 @@ sl_for_each_thread(sl_msg_fn fn, void *ctx, sl_msg_fn cpl)
 	fe->cpl = cpl;
 	fe->ctx = ctx;
 	fe->orig = tls_thread;
+	thread_cpl_hold(fe->orig);
 	for_each_thread_next(fe, NULL);
 }

@@ -121,6 +121,11 @@ struct sl_thread {
 	bool event_busy;
 
 	TAILQ_HEAD(, sl_io_channel) io_channels; /* under g_devlist_lock (io_channel.c) */
+	/* Iterations (for_each_thread/channel) and io_device unregistrations started on
+	 * this thread whose completion has yet to run on it: the thread does not exit
+	 * before they have, or they would be sent to a freed thread. Atomic because a
+	 * completion that cannot be sent (-ENOMEM) runs where it is. */
+	atomic_uint pending_cpls;
 
 	uint64_t exit_start_tick;
 	uint64_t last_tick;
@@ -154,6 +159,20 @@ uint32_t thread_live_count(void);
 struct sl_thread *thread_next_locked(struct sl_thread *prev);
 /** Log what keeps a thread from exiting: its pollers and channels. */
 void thread_log_leaks(struct sl_thread *thread);
+
+/** Count a completion that must run on thread before it may exit (see pending_cpls). */
+static inline void
+thread_cpl_hold(struct sl_thread *thread)
+{
+	atomic_fetch_add(&thread->pending_cpls, 1);
+}
+
+/** The completion counted by thread_cpl_hold() has run. */
+static inline void
+thread_cpl_release(struct sl_thread *thread)
+{
+	atomic_fetch_sub(&thread->pending_cpls, 1);
+}
 /** Milliseconds before a thread that does not exit is forced out (tests lower it). */
 extern uint32_t g_thread_exit_timeout_ms;
 /** Ticks between polls of quiet fd pollers (see sl_thread_poll). */

@@ -78,11 +78,12 @@ void sl_thread_lib_fini(void);
  */
 struct sl_thread *sl_thread_create(const char *name, const struct sl_cpuset *cpumask);
 /**
- * Ask the calling thread to exit. It stops once its pollers are unregistered and its
- * channels put; messages still queued run first, and messages sent while it exits are
- * still accepted and run. Then sl_thread_is_exited() is true and sends fail with -EIO.
- * A thread still holding pollers or channels 5 s after this call is forced out: what
- * it held is logged (leaked pollers are freed with the thread, leaked channels are
+ * Ask the calling thread to exit. It stops once its pollers are unregistered, its
+ * channels put, and the sl_for_each_thread/sl_for_each_channel iterations and
+ * io_device unregistrations it started have completed; messages still queued run first, and
+ * messages sent while it exits are still accepted and run. Then sl_thread_is_exited() is true and
+ * sends fail with -EIO. A thread still holding pollers or channels 5 s after this call is forced
+ * out: what it held is logged (leaked pollers are freed with the thread, leaked channels are
  * released without their destroy callback).
  * \return 0, or -EINVAL if thread is NULL or not the calling thread.
  */
@@ -182,8 +183,11 @@ struct sl_poller *sl_poller_register_fd(int fd, uint32_t events, sl_poller_fn fn
 /** Change the events an fd poller waits for. \return 0 or -errno. */
 int sl_poller_fd_set_events(struct sl_poller *poller, uint32_t events);
 /**
- * Unregister a poller (on its thread) and set *poller to NULL. NULL is allowed. Safe
- * from any callback of the thread, the poller's own included: it never runs again.
+ * Unregister a poller and set *poller to NULL. NULL is allowed. On the poller's thread
+ * (from any callback, the poller's own included) it never runs again. From another
+ * thread the unregistration is sent to the poller's thread, and the poller may run
+ * once more before it takes effect: free its argument only after that. Unregister an
+ * fd poller before closing its fd (epoll tracks the fd number with the open file).
  */
 void sl_poller_unregister(struct sl_poller **poller);
 /**

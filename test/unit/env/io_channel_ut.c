@@ -322,6 +322,59 @@ test_exit_waits_for_channel(void)
 	CU_ASSERT(g_unregistered == 1);
 }
 
+static void
+fe_visit_any(struct sl_io_channel_iter *i)
+{
+	sl_for_each_channel_continue(i, 0);
+}
+
+/*
+ * A thread that started an iteration or an unregistration stays alive until their
+ * completions have run on it: exiting earlier would leave them a freed thread to
+ * complete on (the reactor destroys a thread as soon as it has exited).
+ */
+static void
+test_exit_waits_for_completions(void)
+{
+	struct sl_thread *t = sl_thread_create("asker", NULL);
+	struct sl_io_channel *ch;
+	int i;
+
+	reset_counts();
+	sl_io_device_register(&g_dev_b, chan_create, chan_destroy, sizeof(struct chan_ctx), "b");
+	sl_set_thread(g_t[1]);
+	ch = sl_get_io_channel(&g_dev_b);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ch);
+	sl_set_thread(t);
+	g_fe_cpl_thread = NULL;
+	sl_for_each_channel(&g_dev_b, fe_visit_any, NULL, fe_done);
+	sl_io_device_unregister(&g_dev_b, dev_unregistered);
+	sl_thread_exit(t);
+	for (i = 0; i < 10; i++) {
+		sl_thread_poll(t, 0, 0);
+	}
+	CU_ASSERT_FATAL(!sl_thread_is_exited(t));
+
+	/* The iteration completes on t; the unregistration still holds it. */
+	sl_thread_poll(g_t[1], 0, 0);
+	sl_thread_poll(t, 0, 0);
+	CU_ASSERT(g_fe_cpl_thread == t);
+	CU_ASSERT_FATAL(!sl_thread_is_exited(t));
+
+	sl_set_thread(g_t[1]);
+	sl_put_io_channel(ch);
+	sl_thread_poll(g_t[1], 0, 0);
+	CU_ASSERT(g_unregistered == 0);
+	for (i = 0; i < 10 && !sl_thread_is_exited(t); i++) {
+		sl_thread_poll(t, 0, 0);
+	}
+	CU_ASSERT(g_unregistered == 1);
+	CU_ASSERT(g_unregister_thread == t);
+	CU_ASSERT(sl_thread_is_exited(t));
+	sl_set_thread(NULL);
+	sl_thread_destroy(t);
+}
+
 static int
 suite_init(void)
 {
@@ -363,5 +416,6 @@ main(void)
 	CU_ADD_TEST(suite, test_unregister_waits);
 	CU_ADD_TEST(suite, test_for_each_channel);
 	CU_ADD_TEST(suite, test_exit_waits_for_channel);
+	CU_ADD_TEST(suite, test_exit_waits_for_completions);
 	return sl_ut_run();
 }

@@ -626,6 +626,42 @@ test_too_big(void)
 	g_rpc_max_request_size = saved;
 }
 
+/* Nesting deep enough to overflow a recursive parser's stack is refused, not fatal. */
+static void
+test_deep_nesting(void)
+{
+	size_t depth = 1000000, i;
+	const char *head = "{\"jsonrpc\":\"2.0\",\"method\":\"test_echo\",\"id\":1,\"params\":";
+	size_t hlen = strlen(head);
+	char *req = malloc(hlen + 2 * depth + 2);
+	struct rpc_conn *conn;
+
+	CU_ASSERT_FATAL(req != NULL);
+	/* A whole value: jansson stops at its depth limit (2048). */
+	memcpy(req, head, hlen);
+	for (i = 0; i < depth; i++) {
+		req[hlen + i] = '[';
+		req[hlen + depth + i] = ']';
+	}
+	req[hlen + 2 * depth] = '}';
+	conn = rpc_conn_alloc(NULL);
+	CU_ASSERT_FATAL(conn != NULL);
+	CU_ASSERT(rpc_conn_feed(conn, req, hlen + 2 * depth + 1) == -ECONNRESET);
+	rpc_conn_destroy(conn);
+	/* Within the limit, the echo handler copies and serialises it. */
+	depth = 2000;
+	for (i = 0; i < depth; i++) {
+		req[hlen + i] = '[';
+		req[hlen + depth + i] = ']';
+	}
+	req[hlen + 2 * depth] = '}';
+	conn = rpc_conn_alloc(NULL);
+	CU_ASSERT_FATAL(conn != NULL);
+	CU_ASSERT(rpc_conn_feed(conn, req, hlen + 2 * depth + 1) == 0);
+	rpc_conn_destroy(conn);
+	free(req);
+}
+
 static void
 test_state(void)
 {
@@ -791,6 +827,7 @@ main(void)
 	CU_add_test(suite, "disconnect_before_answer", test_disconnect_before_answer);
 	CU_add_test(suite, "half_close", test_half_close);
 	CU_add_test(suite, "too_big", test_too_big);
+	CU_add_test(suite, "deep_nesting", test_deep_nesting);
 	CU_add_test(suite, "state", test_state);
 	CU_add_test(suite, "slow_reader", test_slow_reader);
 	CU_add_test(suite, "many_clients", test_many_clients);

@@ -254,6 +254,36 @@ test_timed_pollers(void)
 	CU_ASSERT(sl_ut_thread_end(t) == 0);
 }
 
+/* Periods of hours (and absurd ones) must not overflow into short ones. */
+static void
+test_timed_poller_long_period(void)
+{
+	struct sl_thread *t = thread_new("long");
+	struct sl_poller *hours, *forever;
+	uint64_t hz = sl_get_ticks_hz(), now = sl_get_ticks();
+	int nhours = 0, nforever = 0;
+
+	sl_set_thread(t);
+	hours = sl_poller_register(poller_count, &nhours, 100ull * 3600 * 1000000, "100h");
+	forever = sl_poller_register(poller_count, &nforever, UINT64_MAX, "forever");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(hours);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(forever);
+	CU_ASSERT(hours->period_ticks / hz >= 100ull * 3600 - 1);
+	CU_ASSERT(hours->period_ticks / hz <= 100ull * 3600 + 1);
+	CU_ASSERT(sl_thread_next_poller_ticks(t, now) >= 99ull * 3600 * hz);
+	/* An hour later, neither has run. */
+	sl_thread_poll(t, 0, now + 3600 * hz);
+	CU_ASSERT(nhours == 0);
+	CU_ASSERT(nforever == 0);
+	/* 100 hours later, only the first. */
+	sl_thread_poll(t, 0, now + 101ull * 3600 * hz);
+	CU_ASSERT(nhours == 1);
+	CU_ASSERT(nforever == 0);
+	sl_poller_unregister(&hours);
+	sl_poller_unregister(&forever);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
+}
+
 struct self_unreg {
 	struct sl_poller *poller;
 	struct sl_poller *victim;
@@ -350,6 +380,8 @@ test_poller_pause_resume(void)
 	sl_poller_resume(self.poller);
 	CU_ASSERT(sl_thread_has_active_pollers(t));
 	poll_for_ms(t, 5);
+	/* A loaded machine may not poll at all in 5 ms: one poll past the deadline. */
+	sl_thread_poll(t, 0, sl_get_ticks() + sl_get_ticks_hz() / 100);
 	CU_ASSERT(nactive > 1);
 	CU_ASSERT(ntimed > 0);
 	CU_ASSERT(self.runs == 2);
@@ -365,6 +397,42 @@ test_poller_pause_resume(void)
 	sl_poller_unregister(&timed);
 	sl_poller_unregister(&self.poller);
 	CU_ASSERT(t->poller_count == 0);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
+}
+
+/*
+ * Unregistering from another OS thread (a completion running elsewhere, say) must not
+ * touch the owner's poller lists, which its poll loop walks meanwhile: the owner does
+ * it, before it runs any poller again.
+ */
+static void
+test_poller_unregister_off_thread(void)
+{
+	struct sl_thread *t = thread_new("owner"), *other = thread_new("other");
+	struct sl_poller *active, *timed;
+	int nactive = 0, ntimed = 0;
+
+	sl_set_thread(t);
+	active = sl_poller_register(poller_count, &nactive, 0, "active");
+	timed = sl_poller_register(poller_count, &ntimed, 1, "timed");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(active);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(timed);
+	sl_set_thread(other);
+	sl_poller_unregister(&active);
+	sl_set_thread(NULL);
+	sl_poller_unregister(&timed);
+	CU_ASSERT(active == NULL && timed == NULL);
+	/* Nothing of t's changed under it; t does it on its next poll. */
+	CU_ASSERT(t->poller_count == 2);
+	CU_ASSERT(t->active_count == 1);
+	CU_ASSERT(!TAILQ_EMPTY(&t->timed_pollers));
+	sl_thread_poll(t, 0, sl_get_ticks() + sl_get_ticks_hz());
+	CU_ASSERT(nactive == 0);
+	CU_ASSERT(ntimed == 0);
+	CU_ASSERT(t->poller_count == 0);
+	CU_ASSERT(t->active_count == 0);
+	CU_ASSERT(TAILQ_EMPTY(&t->timed_pollers));
+	CU_ASSERT(sl_ut_thread_end(other) == 0);
 	CU_ASSERT(sl_ut_thread_end(t) == 0);
 }
 
@@ -613,6 +681,49 @@ test_for_each_thread(void)
 	}
 }
 
+static atomic_int g_for_each_runs;
+
+static void
+for_each_count(void *ctx)
+{
+	atomic_fetch_add(&g_for_each_runs, 1);
+}
+
+static void
+for_each_count_done(void *ctx)
+{
+	*(struct sl_thread **)ctx = sl_get_thread();
+}
+
+/* The thread that started sl_for_each_thread lives until its completion has run. */
+static void
+test_for_each_thread_exit(void)
+{
+	struct sl_thread *t0 = thread_new("fe_orig"), *t1 = thread_new("fe_other");
+	struct sl_thread *cpl_thread = NULL;
+	int i;
+
+	atomic_store(&g_for_each_runs, 0);
+	sl_set_thread(t0);
+	sl_for_each_thread(for_each_count, &cpl_thread, for_each_count_done);
+	sl_thread_exit(t0);
+	for (i = 0; i < 10; i++) {
+		sl_thread_poll(t0, 0, 0);
+	}
+	CU_ASSERT(atomic_load(&g_for_each_runs) == 1);
+	CU_ASSERT_FATAL(!sl_thread_is_exited(t0));
+	sl_thread_poll(t1, 0, 0);
+	CU_ASSERT(atomic_load(&g_for_each_runs) == 2);
+	for (i = 0; i < 10 && !sl_thread_is_exited(t0); i++) {
+		sl_thread_poll(t0, 0, 0);
+	}
+	CU_ASSERT(cpl_thread == t0);
+	CU_ASSERT(sl_thread_is_exited(t0));
+	sl_set_thread(NULL);
+	sl_thread_destroy(t0);
+	CU_ASSERT(sl_ut_thread_end(t1) == 0);
+}
+
 static void
 test_accessors(void)
 {
@@ -662,7 +773,9 @@ main(void)
 	CU_ADD_TEST(suite, test_send_msg_off_thread);
 	CU_ADD_TEST(suite, test_send_msg_chain);
 	CU_ADD_TEST(suite, test_timed_pollers);
+	CU_ADD_TEST(suite, test_timed_poller_long_period);
 	CU_ADD_TEST(suite, test_poller_unregister_in_callback);
+	CU_ADD_TEST(suite, test_poller_unregister_off_thread);
 	CU_ADD_TEST(suite, test_poller_pause_resume);
 	CU_ADD_TEST(suite, test_fd_poller);
 	CU_ADD_TEST(suite, test_poller_off_thread);
@@ -670,5 +783,6 @@ main(void)
 	CU_ADD_TEST(suite, test_thread_exit_timeout);
 	CU_ADD_TEST(suite, test_thread_exit_race);
 	CU_ADD_TEST(suite, test_for_each_thread);
+	CU_ADD_TEST(suite, test_for_each_thread_exit);
 	return sl_ut_run();
 }
