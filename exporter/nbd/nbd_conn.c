@@ -51,7 +51,13 @@ SL_LOG_REGISTER_COMPONENT(nbd)
 /* Most iovecs per sendmsg(): two per reply (header, data). */
 #define NBD_TX_IOV 128
 
+/* A stopped connection whose peer does not take its replies is cut off after this: a
+ * stuck client must not hold an export removal or a shutdown forever. */
+#define NBD_STOP_GRACE_US (5ull * 1000 * 1000)
+
 static atomic_uint_fast64_t g_nbd_conn_next_id = 1;
+/* A variable so that the unit tests can shorten it. */
+static uint64_t g_nbd_stop_grace_us = NBD_STOP_GRACE_US;
 
 static void conn_rx_process(struct nbd_conn *conn);
 static bool conn_check_done(struct nbd_conn *conn);
@@ -1007,6 +1013,7 @@ conn_close(struct nbd_conn *conn)
 
 	conn->closed = true;
 	sl_poller_unregister(&conn->poller);
+	sl_poller_unregister(&conn->stop_timer);
 	if (conn->sock != NULL) {
 		sl_sock_close(&conn->sock);
 	} else if (conn->fd >= 0) {
@@ -1154,17 +1161,41 @@ sl_nbd_conn_serve(int fd, struct sl_bdev_desc *desc, const struct sl_nbd_conn_op
 	return (struct sl_nbd_conn *)conn;
 }
 
+/* The grace period of a stop is over: replies still unsent are dropped (a hard
+ * disconnect); I/O in flight still completes before the connection goes. */
+static int
+conn_stop_timeout(void *arg)
+{
+	struct nbd_conn *conn = arg;
+
+	sl_poller_unregister(&conn->stop_timer);
+	if (!conn->eof) {
+		SL_NOTICELOG("%s: connection %" PRIu64 " stopped but its peer takes no replies: "
+			     "disconnecting\n",
+			     conn->name, conn->id);
+		conn_set_eof(conn);
+		conn_tx_flush(conn);
+	}
+	conn_check_done(conn);
+	return SL_POLLER_BUSY;
+}
+
 void
 sl_nbd_conn_stop(struct sl_nbd_conn *sconn)
 {
 	struct nbd_conn *conn = (struct nbd_conn *)sconn;
 
-	if (conn == NULL || conn->closing) {
+	/* Not conn->closing alone: a DISC sets it too, and the peer may stall after one. */
+	if (conn == NULL || conn->closed || conn->stop_timer != NULL) {
 		return;
 	}
 	conn->closing = true;
 	conn_update_events(conn, conn->events & EPOLLOUT);
-	conn_check_done(conn);
+	if (conn_check_done(conn)) {
+		return;
+	}
+	conn->stop_timer =
+		sl_poller_register(conn_stop_timeout, conn, g_nbd_stop_grace_us, "nbd_stop");
 }
 
 void

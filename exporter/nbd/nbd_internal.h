@@ -90,6 +90,7 @@ struct nbd_conn {
 	int fd;
 	struct sl_sock *sock; /* network connections; NULL for an fd given to serve() */
 	struct sl_poller *poller;
+	struct sl_poller *stop_timer; /* armed by a stop: cuts off a peer that stalls */
 	struct sl_thread *thread;
 	uint32_t events;
 	char name[64];
@@ -145,6 +146,7 @@ struct nbd_conn {
 	struct sl_nbd_export *export;
 	TAILQ_ENTRY(nbd_conn) link;
 	uint32_t pt_index;
+	bool stop_sent;   /* a stop message may still be queued to the conn's thread */
 	bool serve_owned; /* made by sl_nbd_conn_serve: freed after done_cb */
 
 	sl_nbd_conn_done_cb done_cb;

@@ -290,6 +290,7 @@ nbd_export_stop_conns(struct sl_nbd_export *exp)
 		}
 	}
 	TAILQ_FOREACH (conn, &exp->conns, link) {
+		conn->stop_sent = true;
 		if (sl_thread_send_msg(conn->thread, nbd_conn_stop_msg, conn) != 0) {
 			SL_ERRLOG("nbd export %s: cannot stop connection %" PRIu64 "\n", exp->name,
 				  conn->id);
@@ -325,6 +326,16 @@ sl_nbd_export_remove(const char *name, sl_nbd_done_cb cb, void *cb_arg)
 /* ---- Connections: from handshake to transmission and back --------------------- */
 
 static void nbd_server_stop_done(void);
+static void nbd_server_conn_gone(void *arg);
+
+/* Connection thread: every message queued to it before this one has run. */
+static void
+nbd_server_conn_bounce(void *arg)
+{
+	if (sl_thread_send_msg(sl_thread_get_app_thread(), nbd_server_conn_gone, arg) != 0) {
+		SL_ERRLOG("nbd: cannot report a closed connection to the app thread\n");
+	}
+}
 
 /* App thread: a transmission-phase connection has closed. */
 static void
@@ -333,6 +344,15 @@ nbd_server_conn_gone(void *arg)
 	struct nbd_conn *conn = arg;
 	struct sl_nbd_export *exp = conn->export;
 
+	if (conn->stop_sent) {
+		/* A stop sent while the connection was closing may still sit in its thread's
+		 * queue: free only after a round trip through that (FIFO) queue. */
+		conn->stop_sent = false;
+		if (sl_thread_send_msg(conn->thread, nbd_server_conn_bounce, conn) == 0) {
+			return;
+		}
+		SL_ERRLOG("nbd: connection %" PRIu64 ": cannot sync with its thread\n", conn->id);
+	}
 	TAILQ_REMOVE(&exp->conns, conn, link);
 	exp->nconns--;
 	g_nbd.nconns--;

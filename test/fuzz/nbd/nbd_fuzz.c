@@ -14,10 +14,10 @@
  *   3 request:  type, flags, 16-bit offset in blocks, 16-bit length in 64-byte units;
  *               a WRITE's payload follows from the input (request magic added)
  * The first byte picks the size of the pieces the stream is sent in (2^(low nibble)
- * bytes; 0: all at once)
- * and whether the bdev fails I/O or refuses it with -ENOMEM. The stream ends with a
- * hang-up; the server must answer what it can, close that connection alone, and leak
- * nothing.
+ * bytes; 0: all at once), whether the bdev fails I/O or refuses it with -ENOMEM, and
+ * whether the export "disk" is removed half-way through (and added back after). The
+ * stream ends with a hang-up; the server must answer what it can, close that
+ * connection alone, and leak nothing.
  */
 
 #include <endian.h>
@@ -44,12 +44,15 @@ static struct sl_thread *g_thread;
 static char g_path[108];
 static uint8_t *g_stream;
 static size_t g_len;
+static bool g_removing;
+
+static const struct sl_nbd_export_opts g_disk_opts = {.name = "disk", .bdev_name = "Mock0"};
+static const struct sl_nbd_export_opts g_ro_opts = {
+	.name = "ro", .bdev_name = "Mock0", .read_only = true};
 
 static void
 fuzz_init(void)
 {
-	struct sl_nbd_export_opts disk = {.name = "disk", .bdev_name = "Mock0"};
-	struct sl_nbd_export_opts ro = {.name = "ro", .bdev_name = "Mock0", .read_only = true};
 	struct sl_nbd_server_opts opts = {.unix_path = g_path};
 
 	sl_log_set_print_level(SL_LOG_DISABLED);
@@ -61,7 +64,7 @@ fuzz_init(void)
 	g_mock_bdev.num_blocks = 2048; /* 1 MiB */
 	mock_init();
 	snprintf(g_path, sizeof(g_path), "/tmp/sluice-nbd-fuzz-%d.sock", getpid());
-	if (sl_nbd_export_add(&disk) != 0 || sl_nbd_export_add(&ro) != 0 ||
+	if (sl_nbd_export_add(&g_disk_opts) != 0 || sl_nbd_export_add(&g_ro_opts) != 0 ||
 	    sl_nbd_server_start(&opts) != 0) {
 		abort();
 	}
@@ -203,10 +206,30 @@ pump(int fd, int rounds)
 	}
 }
 
+static void
+fuzz_removed(void *cb_arg, int rc)
+{
+	g_removing = false;
+}
+
+/* Put the exports back as they were, in the same order (the first is the default). */
+static void
+fuzz_restore_exports(void)
+{
+	if (sl_nbd_export_find("disk") != NULL) {
+		return;
+	}
+	if (sl_nbd_export_remove("ro", NULL, NULL) != 0 || sl_nbd_export_add(&g_disk_opts) != 0 ||
+	    sl_nbd_export_add(&g_ro_opts) != 0) {
+		abort();
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t chunk, off = 0;
+	bool remove = false;
 	int fd;
 
 	if (g_thread == NULL) {
@@ -219,6 +242,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	chunk = (data[0] & 0x0f) != 0 ? (size_t)1 << (data[0] & 0x0f) : g_len;
 	g_mock_fail_next = (data[0] & 0x40) ? -EIO : 0;
 	g_mock_nomem = (data[0] & 0x80) ? 2 : 0;
+	remove = (data[0] & 0x20) != 0;
 	fd = client_connect();
 	if (fd < 0) {
 		abort();
@@ -232,19 +256,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break; /* the server hung up: fine */
 		}
 		pump(fd, 4);
+		if (remove && off >= g_len / 2) {
+			/* Its connections stop while requests may be in flight. */
+			remove = false;
+			g_removing = true;
+			if (sl_nbd_export_remove("disk", fuzz_removed, NULL) != 0) {
+				abort();
+			}
+		}
 	}
 	pump(fd, 64);
 	close(fd);
 	/* The hang-up: the connection must go, and nothing may be left behind. */
-	for (int i = 0; i < 100000 && !server_idle(); i++) {
+	for (int i = 0; i < 100000 && (!server_idle() || g_removing); i++) {
 		pump(-1, 1);
 		if (g_mock_waiter != NULL) {
 			mock_wake_waiter();
 		}
 	}
-	if (!server_idle()) {
+	if (!server_idle() || g_removing) {
 		abort(); /* a connection that never closes */
 	}
+	fuzz_restore_exports();
 	g_mock_fail_next = 0;
 	g_mock_nomem = 0;
 	return 0;

@@ -306,6 +306,39 @@ test_errors(void)
 	client_close();
 }
 
+/* A WRITE on a read-only connection: EPERM, its payload drained, the stream in sync. */
+static void
+test_read_only(void)
+{
+	struct sl_nbd_conn_opts opts = {
+		.tx_flags = sl_nbd_tx_flags(g_desc, true, false),
+		.min_block_size = 512,
+		.name = "ut-ro",
+	};
+	uint8_t buf[4096];
+	int sv[2];
+
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	g_cfd = sv[0];
+	g_done = 0;
+	g_conn = sl_nbd_conn_serve(sv[1], g_desc, &opts, done_cb, NULL);
+	CU_ASSERT_FATAL(g_conn != NULL);
+	memset(g_mock_bdev.data, 0x11, 4096);
+	memset(buf, 0x77, sizeof(buf));
+	send_req(SL_NBD_CMD_WRITE, 0, 1, 0, sizeof(buf));
+	client_send(buf, 1000);
+	poll_n(20);
+	client_send(buf + 1000, sizeof(buf) - 1000);
+	CU_ASSERT(recv_simple(1) == SL_NBD_EPERM);
+	send_req(SL_NBD_CMD_TRIM, 0, 2, 0, 4096);
+	CU_ASSERT(recv_simple(2) == SL_NBD_EPERM);
+	send_req(SL_NBD_CMD_WRITE_ZEROES, 0, 3, 0, 4096);
+	CU_ASSERT(recv_simple(3) == SL_NBD_EPERM);
+	send_req(SL_NBD_CMD_READ, 0, 4, 0, 512);
+	CU_ASSERT(recv_simple(4) == 0 && client_recv(buf, 512) == 512 && buf[0] == 0x11);
+	client_close();
+}
+
 static void
 test_fua(void)
 {
@@ -444,6 +477,32 @@ test_stop_in_flight(void)
 	g_cfd = -1;
 }
 
+/* Stop while the client takes no replies: after the grace period the connection is cut
+ * off rather than held forever (it would block an export removal or a shutdown). */
+static void
+test_stop_stuck_client(void)
+{
+	enum { N = 64, LEN = 64 * 1024 };
+	int sz = 4096;
+
+	serve(false, false);
+	setsockopt(g_cfd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	for (int i = 0; i < N; i++) {
+		send_req(SL_NBD_CMD_READ, 0, (uint64_t)i, (uint64_t)i * LEN % (4u << 20), LEN);
+	}
+	poll_n(500);
+	CU_ASSERT(((struct nbd_conn *)g_conn)->events & EPOLLOUT);
+	g_nbd_stop_grace_us = 20000;
+	sl_nbd_conn_stop(g_conn);
+	for (int i = 0; i < 20000 && g_done == 0; i++) {
+		poll_once();
+	}
+	CU_ASSERT(g_done == 1);
+	g_nbd_stop_grace_us = NBD_STOP_GRACE_US;
+	close(g_cfd);
+	g_cfd = -1;
+}
+
 /* Hang-up with I/O in flight: the connection waits for it, then goes. */
 static void
 test_hangup_in_flight(void)
@@ -502,12 +561,14 @@ main(void)
 	CU_add_test(s, "more requests than slots", test_more_than_slots);
 	CU_add_test(s, "payload in pieces, refused writes drained", test_payload_pieces);
 	CU_add_test(s, "errors", test_errors);
+	CU_add_test(s, "read-only: writes refused, payload drained", test_read_only);
 	CU_add_test(s, "FUA on trim and write zeroes", test_fua);
 	CU_add_test(s, "bdev -ENOMEM and io_wait", test_nomem);
 	CU_add_test(s, "structured replies and block status", test_structured);
 	CU_add_test(s, "socket buffer full", test_backpressure);
 	CU_add_test(s, "stop with I/O in flight", test_stop_in_flight);
 	CU_add_test(s, "hang-up with I/O in flight", test_hangup_in_flight);
+	CU_add_test(s, "stop while the client takes no replies", test_stop_stuck_client);
 	CU_add_test(s, "disconnect and bad magic", test_disc_and_bad_magic);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();

@@ -455,6 +455,89 @@ test_server(void)
 	CU_ASSERT(g_stopped == -ENOENT);
 }
 
+/* A connection closes on its thread (its "gone" message to the app thread is queued)
+ * just as its export is removed: the stop message sent to it must not reach it after
+ * the app thread freed it. */
+static void
+test_close_races_remove(void)
+{
+	char path[64];
+	struct sl_nbd_server_opts opts = {.unix_path = path};
+	struct sl_nbd_export_opts o = {.name = "race", .bdev_name = "Mock0"};
+	struct sl_nbd_export *exp;
+	struct nbd_conn *conn;
+	uint8_t buf[512];
+	int fd, removed = -1, stopped = -1;
+
+	snprintf(path, sizeof(path), "/tmp/sluice-nbd-ut-race-%d.sock", getpid());
+	CU_ASSERT_FATAL(sl_nbd_server_start(&opts) == 0);
+	CU_ASSERT_FATAL(sl_nbd_export_add(&o) == 0);
+	exp = sl_nbd_export_find("race");
+	fd = client_connect(path);
+	CU_ASSERT(client_handshake(fd, "race") == sl_bdev_get_size(&g_mock_bdev));
+	CU_ASSERT(client_read(fd, 1, 0, buf, sizeof(buf)) == 0);
+	conn = TAILQ_FIRST(&exp->conns);
+	CU_ASSERT_FATAL(conn != NULL);
+	close(fd);
+	/* Poll one step at a time: stop as soon as the connection has closed, before the
+	 * app thread has seen its "gone" message. */
+	for (int i = 0; i < 100000; i++) {
+		sl_thread_poll_fds(g_thread, 0); /* fd pollers only, no messages */
+		if (conn->closed) {
+			break;
+		}
+		usleep(20);
+	}
+	CU_ASSERT_FATAL(conn->closed && exp->nconns == 1);
+	CU_ASSERT(sl_nbd_export_remove("race", stop_cb, &removed) == 0);
+	poll_n(100);
+	CU_ASSERT(removed == 0);
+	sl_nbd_server_stop(stop_cb, &stopped);
+	poll_n(100);
+	CU_ASSERT(stopped == 0);
+}
+
+/* The bdev goes away under a connection with a read in flight: the read is answered,
+ * then the connection closes and the export goes. */
+static void
+test_hot_remove(void)
+{
+	char path[64];
+	struct sl_nbd_server_opts opts = {.unix_path = path};
+	struct sl_nbd_export_opts o = {.name = "hot", .bdev_name = "Mock0"};
+	struct sl_nbd_request q = {
+		htobe32(SL_NBD_REQUEST_MAGIC), 0, htobe16(SL_NBD_CMD_READ), 7, 0, htobe32(512)};
+	struct sl_nbd_simple_reply r;
+	struct sl_bdev_desc *desc;
+	uint8_t buf[512];
+	int fd, stopped = -1;
+
+	snprintf(path, sizeof(path), "/tmp/sluice-nbd-ut-hot-%d.sock", getpid());
+	CU_ASSERT_FATAL(sl_nbd_server_start(&opts) == 0);
+	CU_ASSERT_FATAL(sl_nbd_export_add(&o) == 0);
+	desc = sl_nbd_export_find("hot")->desc;
+	fd = client_connect(path);
+	CU_ASSERT(client_handshake(fd, "hot") == sl_bdev_get_size(&g_mock_bdev));
+	g_mock_hold = true;
+	send(fd, &q, sizeof(q), 0);
+	for (int i = 0; i < 10000 && g_mock_held == NULL; i++) {
+		poll_n(1);
+	}
+	CU_ASSERT_FATAL(g_mock_held != NULL);
+	desc->event_cb(SL_BDEV_EVENT_REMOVE, desc->bdev, desc->event_ctx);
+	CU_ASSERT(sl_nbd_export_find("hot") == NULL);
+	poll_n(50);
+	mock_release();
+	CU_ASSERT(client_recv(fd, &r, sizeof(r)) == sizeof(r) && r.error == 0 && r.cookie == 7);
+	CU_ASSERT(client_recv(fd, buf, sizeof(buf)) == sizeof(buf));
+	CU_ASSERT(client_recv(fd, buf, 1) == 0); /* then EOF */
+	close(fd);
+	poll_n(100);
+	sl_nbd_server_stop(stop_cb, &stopped);
+	poll_n(100);
+	CU_ASSERT(stopped == 0);
+}
+
 static void
 test_exports(void)
 {
@@ -505,6 +588,8 @@ main(void)
 	CU_add_test(s, "options in pieces, oversized, others", test_pieces_and_big_options);
 	CU_add_test(s, "exports", test_exports);
 	CU_add_test(s, "server start, hand-off, remove, stop", test_server);
+	CU_add_test(s, "connection closing as its export goes", test_close_races_remove);
+	CU_add_test(s, "bdev hot-removed under a connection", test_hot_remove);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failures = CU_get_number_of_failures();
