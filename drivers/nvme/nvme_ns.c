@@ -173,14 +173,28 @@ sl_nvme_ns_get_csi(const struct sl_nvme_ns *ns)
 
 /* --- I/O ------------------------------------------------------------------------------ */
 
+/* Read, write, compare and write zeroes carry NLB in 16 bits, 0's based (NVM 3.3). */
+#define NVME_NS_MAX_NLB 65536u
+
+/* The blocks exist. A DSM range (32-bit count, 1's based) needs no more than this. */
 static int
-nvme_ns_check_range(const struct sl_nvme_ns *ns, uint64_t lba, uint32_t lba_count)
+nvme_ns_check_lbas(const struct sl_nvme_ns *ns, uint64_t lba, uint32_t lba_count)
 {
-	if (sl_unlikely(lba_count == 0 || lba_count > 65536 || lba >= ns->num_sectors ||
+	if (sl_unlikely(lba_count == 0 || lba >= ns->num_sectors ||
 			lba_count > ns->num_sectors - lba)) {
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* The blocks exist and fit one command's NLB field. */
+static int
+nvme_ns_check_range(const struct sl_nvme_ns *ns, uint64_t lba, uint32_t lba_count)
+{
+	if (sl_unlikely(lba_count > NVME_NS_MAX_NLB)) {
+		return -EINVAL;
+	}
+	return nvme_ns_check_lbas(ns, lba, lba_count);
 }
 
 static struct nvme_request *
@@ -323,8 +337,9 @@ sl_nvme_ns_cmd_dataset_management(struct sl_nvme_ns *ns, struct sl_nvme_qpair *q
 		return -EINVAL;
 	}
 	for (i = 0; i < num_ranges; i++) {
+		/* Not nvme_ns_check_range: a range is not limited to a command's NLB. */
 		if (ranges[i].length != 0 &&
-		    nvme_ns_check_range(ns, ranges[i].starting_lba, ranges[i].length) != 0) {
+		    nvme_ns_check_lbas(ns, ranges[i].starting_lba, ranges[i].length) != 0) {
 			return -EINVAL;
 		}
 	}

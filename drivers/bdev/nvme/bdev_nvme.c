@@ -19,6 +19,7 @@
  * SL_NVME_RESET_RESUBMIT policy: same tracker, CID and buffers) and the queued ones.
  */
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -165,14 +166,18 @@ nvme_bdev_submit_rw(struct nvme_bdev *nbdev, struct sl_nvme_qpair *qpair, struct
 static int
 nvme_bdev_submit_unmap(struct nvme_bdev *nbdev, struct sl_nvme_qpair *qpair, struct sl_bdev_io *io)
 {
+	/* In the I/O, not on the stack: the driver reads the ranges when the command gets
+	 * a slot, which is later if the SQ is full or a reset is under way. */
+	struct sl_nvme_dsm_range *range = sl_bdev_io_get_driver_ctx(io);
+
 	/* max_unmap_blocks keeps each unmap within one range (the core splits). */
-	struct sl_nvme_dsm_range range = {
+	assert(io->num_blocks <= UINT32_MAX);
+	*range = (struct sl_nvme_dsm_range){
 		.length = (uint32_t)io->num_blocks,
 		.starting_lba = io->offset_blocks,
 	};
-
 	return sl_nvme_ns_cmd_dataset_management(nbdev->ns, qpair, SL_NVME_DSM_ATTR_DEALLOCATE,
-						 &range, 1, nvme_bdev_io_done, io);
+						 range, 1, nvme_bdev_io_done, io);
 }
 
 static void nvme_bdev_reset_io(struct nvme_bdev *nbdev, struct sl_bdev_io *io);
@@ -493,6 +498,7 @@ nvme_bdev_create(struct nvme_bdev_ctrlr *nctrlr, uint32_t nsid, json_t *names, c
 	nbdev->bdev.fua = true;
 	nbdev->bdev.max_transfer_blocks =
 		sl_nvme_ns_get_max_io_xfer_size(ns) / nbdev->bdev.blocklen;
+	/* A DSM range counts 32 bits of blocks; write zeroes' NLB is 16 bits, 0's based. */
 	nbdev->bdev.max_unmap_blocks = UINT32_MAX;
 	nbdev->bdev.max_write_zeroes_blocks = 65536;
 	if (nsdata->noiob != 0) {
@@ -812,8 +818,15 @@ nvme_module_fini(void)
 	}
 }
 
+static int
+nvme_get_ctx_size(void)
+{
+	return (int)sizeof(struct sl_nvme_dsm_range);
+}
+
 static struct sl_bdev_module g_nvme_module = {
 	.name = "nvme",
+	.get_ctx_size = nvme_get_ctx_size,
 	.module_fini = nvme_module_fini,
 	.config_json = nvme_module_config_json,
 };

@@ -227,6 +227,7 @@ struct mock_ctrlr {
 	uint8_t disk[2][MOCK_NS_SECTORS * MOCK_SECTOR];
 	struct sl_nvme_dsm_range last_dsm[4];
 	uint32_t last_dsm_n;
+	uint32_t last_wz_nlb;
 	uint32_t last_psdt;
 	uint32_t completions;
 	uint32_t *dbbuf_db; /* shadow doorbells, once configured */
@@ -533,7 +534,12 @@ mock_io(struct mock_ctrlr *m, uint16_t qid, const struct sl_nvme_cmd *cmd)
 		}
 		break;
 	case SL_NVME_OPC_WRITE_ZEROES:
-		memset(disk + lba * MOCK_SECTOR, 0, nlb * MOCK_SECTOR);
+		/* A test may grow nsze past the backing disk: zero only what exists. */
+		if (lba < MOCK_NS_SECTORS) {
+			memset(disk + lba * MOCK_SECTOR, 0,
+			       SL_MIN((uint64_t)nlb, MOCK_NS_SECTORS - lba) * MOCK_SECTOR);
+		}
+		m->last_wz_nlb = nlb;
 		break;
 	case SL_NVME_OPC_DATASET_MANAGEMENT:
 		m->last_dsm_n = (cmd->cdw10 & 0xff) + 1;

@@ -232,6 +232,70 @@ test_nvm_commands(void)
 	sl_nvme_detach(ctrlr);
 }
 
+/* A DSM range's length is 32 bits: deallocating a whole namespace of more than 65536
+ * blocks (mkfs's discard of a 128 MiB disk) is one range, not bound by the 16-bit NLB
+ * of read/write/write zeroes. */
+static void
+test_dsm_large_ranges(void)
+{
+	/* 2^33 blocks of 512 bytes: 4 TiB, so that a UINT32_MAX range fits. */
+	const uint64_t nsze = 1ull << 33;
+	struct sl_nvme_io_qpair_opts qopts;
+	struct sl_nvme_ctrlr *ctrlr;
+	struct sl_nvme_qpair *qpair;
+	struct sl_nvme_ns *ns;
+	struct io_status st = {0};
+	struct sl_nvme_dsm_range whole = {.length = 262144, .starting_lba = 0};
+	struct sl_nvme_dsm_range ranges[2] = {
+		{.length = UINT32_MAX, .starting_lba = 0},
+		{.length = 1, .starting_lba = nsze - 1},
+	};
+	struct sl_nvme_dsm_range past_end = {.length = 2, .starting_lba = nsze - 1};
+
+	mock_ctrlr_setup(&g_m);
+	g_m.nsdata[0].nsze = nsze;
+	g_m.nsdata[0].ncap = nsze;
+	ctrlr = mock_ctrlr_attach(&g_m, NULL);
+	sl_nvme_ctrlr_get_default_io_qpair_opts(ctrlr, &qopts);
+	qopts.io_queue_size = 16;
+	qpair = sl_nvme_ctrlr_alloc_io_qpair(ctrlr, &qopts);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(qpair);
+	ns = sl_nvme_ctrlr_get_ns(ctrlr, 1);
+	CU_ASSERT_EQUAL_FATAL(sl_nvme_ns_get_num_sectors(ns), nsze);
+
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_dataset_management(ns, qpair, SL_NVME_DSM_ATTR_DEALLOCATE,
+							  &whole, 1, io_cpl, &st),
+			0);
+	sl_nvme_qpair_process_completions(qpair, 0);
+	CU_ASSERT_EQUAL(st.done, 1);
+	CU_ASSERT_EQUAL(g_m.last_dsm_n, 1);
+	CU_ASSERT_EQUAL(g_m.last_dsm[0].length, 262144);
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_dataset_management(ns, qpair, SL_NVME_DSM_ATTR_DEALLOCATE,
+							  ranges, 2, io_cpl, &st),
+			0);
+	sl_nvme_qpair_process_completions(qpair, 0);
+	CU_ASSERT_EQUAL(st.done, 2);
+	CU_ASSERT_EQUAL(st.errors, 0);
+	CU_ASSERT_EQUAL(g_m.last_dsm_n, 2);
+	CU_ASSERT_EQUAL(g_m.last_dsm[0].length, UINT32_MAX);
+	CU_ASSERT_EQUAL(g_m.last_dsm[1].starting_lba, nsze - 1);
+	/* Still bounded by the namespace. */
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_dataset_management(ns, qpair, SL_NVME_DSM_ATTR_DEALLOCATE,
+							  &past_end, 1, io_cpl, &st),
+			-EINVAL);
+	/* Write zeroes keeps the 16-bit NLB: 65536 blocks at most (the bdev's
+	 * max_write_zeroes_blocks). */
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_write_zeroes(ns, qpair, 0, 65536, io_cpl, &st, 0), 0);
+	sl_nvme_qpair_process_completions(qpair, 0);
+	CU_ASSERT_EQUAL(st.done, 3);
+	CU_ASSERT_EQUAL(g_m.last_wz_nlb, 65536);
+	CU_ASSERT_EQUAL(sl_nvme_ns_cmd_write_zeroes(ns, qpair, 0, 65537, io_cpl, &st, 0), -EINVAL);
+	CU_ASSERT_EQUAL(st.errors, 0);
+	CU_ASSERT_EQUAL(sl_nvme_qpair_get_num_outstanding(qpair), 0);
+	sl_nvme_ctrlr_free_io_qpair(qpair);
+	sl_nvme_detach(ctrlr);
+}
+
 /* Shadow doorbells: values go to memory; the register only when the event index says. */
 static void
 test_shadow_doorbells(void)
@@ -390,6 +454,7 @@ main(void)
 		{"software queueing when the SQ is full", test_software_queueing},
 		{"batch limit and doorbell batching", test_batch_limit_and_doorbells},
 		{"NVM commands", test_nvm_commands},
+		{"DSM ranges past 65536 blocks", test_dsm_large_ranges},
 		{"shadow doorbells", test_shadow_doorbells},
 		{"IOVA == VA cache", test_iova_cache},
 		{"timeouts never fire early", test_timeout_never_early},
