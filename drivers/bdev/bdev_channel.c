@@ -51,23 +51,8 @@ static int
 bdev_channel_poll(void *arg)
 {
 	struct bdev_channel *bch = arg;
-	struct bdev_io_list done;
-	struct sl_bdev_io *io;
-	int n = 0;
+	int n = bdev_channel_drain_done(bch);
 
-	if (!STAILQ_EMPTY(&bch->done_ios)) {
-		/* Take the batch: completions queued while it runs wait for the next poll. */
-		STAILQ_INIT(&done);
-		STAILQ_CONCAT(&done, &bch->done_ios);
-		/* One tick read for the batch rather than one per I/O. */
-		bch->poll_now = bch->stats_on ? sl_get_ticks() : 0;
-		while ((io = STAILQ_FIRST(&done)) != NULL) {
-			STAILQ_REMOVE_HEAD(&done, internal.link);
-			bdev_io_complete_now(io);
-			n++;
-		}
-		bch->poll_now = 0;
-	}
 	if (bch->nomem_count > 0 && bch->in_module == 0) {
 		/* Nothing in the module will complete to trigger the retry: do it here. */
 		bdev_channel_retry_nomem(bch, bch->nomem_count);
@@ -85,12 +70,10 @@ bdev_channel_poll(void *arg)
 }
 
 void
-bdev_channel_kick(struct bdev_channel *bch)
+bdev_channel_resume(struct bdev_channel *bch)
 {
-	if (!bch->poller_active) {
-		bch->poller_active = true;
-		sl_poller_resume(bch->poller);
-	}
+	bch->poller_active = true;
+	sl_poller_resume(bch->poller);
 }
 
 static int

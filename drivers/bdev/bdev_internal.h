@@ -18,6 +18,7 @@
 #include "sluice/bdev.h"
 #include "sluice/bdev_module.h"
 #include "sluice/thread.h"
+#include "sluice/util.h"
 
 /** Size of the shared zero buffer that write-zeroes emulation writes from. */
 #define BDEV_ZERO_BUF_SIZE (1u << 20)
@@ -107,7 +108,12 @@ struct bdev_channel {
 	bool stats_on;
 	/** The io_channel was destroyed; free once in_use drops to 0. */
 	bool zombie;
-	/** Tick count of the current drain, 0 outside of one. */
+	/**
+	 * Tick count of the completion batch being run (a drain of done_ios, or one
+	 * completion from a module's poller), 0 outside of one. Statistics stamp both the
+	 * batch's completions and the I/O their callbacks submit with it, so a batch
+	 * costs one tick read however many I/O it holds.
+	 */
 	uint64_t poll_now;
 	struct sl_bdev_io_stat stat;
 };
@@ -121,9 +127,6 @@ extern pthread_mutex_t g_bdev_mutex;
 extern struct sl_bdev_opts g_bdev_opts;
 extern void *g_bdev_zero_buf;
 
-/** Depth of submit calls on this OS thread: completions inside one are deferred. */
-extern __thread uint32_t t_bdev_submit_depth;
-
 static inline struct bdev_channel *
 bdev_channel_get(struct sl_io_channel *ch)
 {
@@ -133,20 +136,35 @@ bdev_channel_get(struct sl_io_channel *ch)
 /* bdev_channel.c */
 int bdev_channel_create(void *io_device, void *ctx_buf);
 void bdev_channel_destroy(void *io_device, void *ctx_buf);
+/** Resume the channel's paused poller (through bdev_channel_kick). */
+void bdev_channel_resume(struct bdev_channel *bch);
+
 /** Make sure the channel's poller runs (deferred completions, retries). */
-void bdev_channel_kick(struct bdev_channel *bch);
+static inline void
+bdev_channel_kick(struct bdev_channel *bch)
+{
+	/* Inline: on a busy channel the poller is already running, and this is a load. */
+	if (sl_unlikely(!bch->poller_active)) {
+		bdev_channel_resume(bch);
+	}
+}
+
+/** \return the tick count to stamp an I/O with: the batch's, or a fresh one. */
+static inline uint64_t
+bdev_channel_now(const struct bdev_channel *bch)
+{
+	return bch->poll_now != 0 ? bch->poll_now : sl_get_ticks();
+}
 /** Free a zombie channel whose last I/O completed. */
 void bdev_channel_free(struct bdev_channel *bch);
 
 /* bdev_io.c */
 /** Fail every I/O of the channel waiting in the core's queues with status. */
 void bdev_channel_abort_queued(struct bdev_channel *bch, int status);
-/** Run one completion outside any submit call (poller drain, module poller). */
-void bdev_io_complete_now(struct sl_bdev_io *io);
+/** Run the channel's deferred completions queued so far. \return how many ran. */
+int bdev_channel_drain_done(struct bdev_channel *bch);
 /** Resubmit up to max I/O the module refused with -ENOMEM. */
 void bdev_channel_retry_nomem(struct bdev_channel *bch, uint32_t max);
-/** Return a descriptor to the pool and wake whoever waits for one. */
-void bdev_io_release(struct sl_bdev_io *io);
 
 /* bdev.c */
 /** A channel struct of bdev was freed (any thread). */
@@ -154,9 +172,64 @@ void bdev_channel_retired(struct sl_bdev *bdev, const struct sl_bdev_io_stat *st
 /** \return the bdev with that name or alias; caller holds g_bdev_mutex. */
 struct sl_bdev *bdev_get_by_name_locked(const char *name);
 
-/* bdev_stats.c */
+/* Statistics: accounted inline on the completion path, summed by bdev_stats.c. */
+static inline void
+bdev_stat_latency(uint64_t *sum, uint64_t *max, uint64_t *min, uint64_t ticks)
+{
+	*sum += ticks;
+	if (ticks > *max) {
+		*max = ticks;
+	}
+	if (ticks < *min) {
+		*min = ticks;
+	}
+}
+
 /** Account a user-visible completion in the channel's statistics. */
-void bdev_stat_account(struct bdev_channel *bch, struct sl_bdev_io *io, int status);
+static inline void
+bdev_stat_account(struct bdev_channel *bch, struct sl_bdev_io *io, int status)
+{
+	struct sl_bdev_io_stat *s = &bch->stat;
+	uint64_t ticks = bdev_channel_now(bch) - io->internal.submit_tsc;
+	uint64_t bytes = sl_bdev_io_get_nbytes(io);
+
+	if (sl_unlikely(status != 0)) {
+		s->num_io_errors++;
+		return;
+	}
+	switch (io->internal.user_type) {
+	case SL_BDEV_IO_TYPE_READ:
+		s->num_read_ops++;
+		s->bytes_read += bytes;
+		bdev_stat_latency(&s->read_latency_ticks, &s->max_read_latency_ticks,
+				  &s->min_read_latency_ticks, ticks);
+		break;
+	case SL_BDEV_IO_TYPE_WRITE:
+		s->num_write_ops++;
+		s->bytes_written += bytes;
+		bdev_stat_latency(&s->write_latency_ticks, &s->max_write_latency_ticks,
+				  &s->min_write_latency_ticks, ticks);
+		break;
+	case SL_BDEV_IO_TYPE_UNMAP:
+		s->num_unmap_ops++;
+		s->bytes_unmapped += bytes;
+		bdev_stat_latency(&s->unmap_latency_ticks, &s->max_unmap_latency_ticks,
+				  &s->min_unmap_latency_ticks, ticks);
+		break;
+	case SL_BDEV_IO_TYPE_FLUSH:
+		s->num_flush_ops++;
+		break;
+	case SL_BDEV_IO_TYPE_WRITE_ZEROES:
+		s->num_write_zeroes_ops++;
+		s->bytes_zeroed += bytes;
+		break;
+	case SL_BDEV_IO_TYPE_RESET:
+		s->num_reset_ops++;
+		break;
+	default:
+		break;
+	}
+}
 
 /* bdev_rpc.c */
 /** Append bdev_set_options to the subsystem config if options differ from defaults. */

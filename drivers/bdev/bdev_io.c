@@ -20,7 +20,9 @@
 
 #include "bdev_internal.h"
 
-__thread uint32_t t_bdev_submit_depth;
+/* Depth of submit calls on this OS thread: completions inside one are deferred.
+ * initial-exec: two instructions to reach it, also when built as a shared library. */
+static __thread uint32_t t_bdev_submit_depth __attribute__((tls_model("initial-exec")));
 
 static void bdev_split_continue(struct sl_bdev_io *parent);
 static void bdev_io_submit_bounced(struct sl_bdev_io *io);
@@ -39,27 +41,39 @@ bdev_io_get(struct bdev_channel *bch)
 	return io;
 }
 
-void
-bdev_io_release(struct sl_bdev_io *io)
+/* A descriptor came back and someone waits for one, or the channel is a zombie. */
+static void
+bdev_io_release_wake(struct bdev_channel *bch)
 {
-	struct bdev_channel *bch = io->internal.ch;
 	struct sl_bdev_io_wait_entry *w;
 	struct sl_bdev_io *parent;
 
-	STAILQ_INSERT_HEAD(&bch->free_ios, io, internal.link);
-	bch->in_use--;
-	if (sl_unlikely(!STAILQ_EMPTY(&bch->split_wait))) {
+	if (!STAILQ_EMPTY(&bch->split_wait)) {
 		/* Split parents first: they hold user I/O that is already accepted. */
 		parent = STAILQ_FIRST(&bch->split_wait);
 		STAILQ_REMOVE_HEAD(&bch->split_wait, internal.link);
 		bdev_split_continue(parent);
-	} else if (sl_unlikely(!TAILQ_EMPTY(&bch->io_wait))) {
+	} else if (!TAILQ_EMPTY(&bch->io_wait)) {
 		w = TAILQ_FIRST(&bch->io_wait);
 		TAILQ_REMOVE(&bch->io_wait, w, link);
 		w->cb_fn(w->cb_arg);
 	}
-	if (sl_unlikely(bch->zombie && bch->in_use == 0)) {
+	if (bch->zombie && bch->in_use == 0) {
 		bdev_channel_kick(bch);
+	}
+}
+
+/* Return a descriptor to the pool and wake whoever waits for one. */
+static inline void
+bdev_io_put(struct sl_bdev_io *io)
+{
+	struct bdev_channel *bch = io->internal.ch;
+
+	STAILQ_INSERT_HEAD(&bch->free_ios, io, internal.link);
+	bch->in_use--;
+	if (sl_unlikely(!STAILQ_EMPTY(&bch->split_wait) || !TAILQ_EMPTY(&bch->io_wait) ||
+			bch->zombie)) {
+		bdev_io_release_wake(bch);
 	}
 }
 
@@ -115,6 +129,8 @@ bdev_channel_retry_nomem(struct bdev_channel *bch, uint32_t max)
 	}
 }
 
+static void bdev_io_complete_polled(struct bdev_channel *bch, struct sl_bdev_io *io);
+
 void
 sl_bdev_io_complete(struct sl_bdev_io *io, int status)
 {
@@ -130,12 +146,12 @@ sl_bdev_io_complete(struct sl_bdev_io *io, int status)
 		return;
 	}
 	io->internal.status = status;
-	if (t_bdev_submit_depth > 0) {
+	if (sl_likely(t_bdev_submit_depth > 0)) {
 		STAILQ_INSERT_TAIL(&bch->done_ios, io, internal.link);
 		bdev_channel_kick(bch);
 		return;
 	}
-	bdev_io_complete_now(io);
+	bdev_io_complete_polled(bch, io);
 }
 
 static void
@@ -159,7 +175,7 @@ bdev_io_unbounce(struct sl_bdev_io *io)
 	}
 }
 
-static void
+static inline void
 bdev_io_finish_user(struct sl_bdev_io *io)
 {
 	struct bdev_channel *bch = io->internal.ch;
@@ -182,7 +198,7 @@ bdev_io_finish_user(struct sl_bdev_io *io)
 	cb = io->internal.cb;
 	cb_arg = io->internal.cb_arg;
 	/* Back in the pool first, so the callback can submit the next I/O with it. */
-	bdev_io_release(io);
+	bdev_io_put(io);
 	cb(cb_arg, status);
 }
 
@@ -196,11 +212,11 @@ bdev_io_child_done(struct sl_bdev_io *child)
 		parent->internal.status = status;
 	}
 	parent->internal.split_outstanding--;
-	bdev_io_release(child);
+	bdev_io_put(child);
 	bdev_split_continue(parent);
 }
 
-void
+static inline void
 bdev_io_complete_now(struct sl_bdev_io *io)
 {
 	struct bdev_channel *bch = io->internal.ch;
@@ -217,6 +233,47 @@ bdev_io_complete_now(struct sl_bdev_io *io)
 		return;
 	}
 	bdev_io_finish_user(io);
+}
+
+/* A completion from a module's poller, outside any submit: a batch of one, so the
+ * callback's next submit reuses its tick read. The channel outlives the callback
+ * (putting it is deferred by a message). */
+static void
+bdev_io_complete_polled(struct bdev_channel *bch, struct sl_bdev_io *io)
+{
+	uint64_t saved = bch->poll_now;
+
+	if (bch->stats_on && saved == 0) {
+		bch->poll_now = sl_get_ticks();
+	}
+	bdev_io_complete_now(io);
+	bch->poll_now = saved;
+}
+
+int
+bdev_channel_drain_done(struct bdev_channel *bch)
+{
+	struct bdev_io_list done;
+	struct sl_bdev_io *io;
+	int n = 0;
+
+	if (STAILQ_EMPTY(&bch->done_ios)) {
+		return 0;
+	}
+	/* Take the batch: completions queued while it runs wait for the next poll. */
+	STAILQ_INIT(&done);
+	STAILQ_CONCAT(&done, &bch->done_ios);
+	/* One tick read for the batch, its completions and the I/O their callbacks submit. */
+	if (bch->stats_on) {
+		bch->poll_now = sl_get_ticks();
+	}
+	while ((io = STAILQ_FIRST(&done)) != NULL) {
+		STAILQ_REMOVE_HEAD(&done, internal.link);
+		bdev_io_complete_now(io);
+		n++;
+	}
+	bch->poll_now = 0;
+	return n;
 }
 
 void
@@ -637,7 +694,22 @@ bdev_io_check(const struct sl_bdev_desc *desc, const struct sl_bdev *bdev, uint8
 	return 0;
 }
 
-static int
+/* Read or write with nothing for the core to do on the way (no split, bounce, FUA
+ * emulation, nor refused I/O queued before it): straight to the module. */
+static inline bool
+bdev_rw_is_direct(const struct sl_bdev *bdev, const struct bdev_channel *bch, uint32_t flags)
+{
+	return !(bdev->rw_split_check | bdev->bounce_check) && (flags & SL_BDEV_IO_FLAG_FUA) == 0 &&
+	       bch->nomem_count == 0;
+}
+
+/*
+ * Inlined into each read and write entry point, where type, buf and flags are
+ * constants and the branches on them fold away; the other types go through
+ * bdev_submit_other(). No allocation, lock or atomic: the pool and the counters
+ * belong to the channel's thread.
+ */
+static inline __attribute__((always_inline)) int
 bdev_submit(struct sl_bdev_desc *desc, struct sl_io_channel *ch, uint8_t type, struct iovec *iov,
 	    int iovcnt, void *buf, uint64_t offset_blocks, uint64_t num_blocks, uint32_t flags,
 	    sl_bdev_io_done_cb cb, void *cb_arg)
@@ -674,17 +746,32 @@ bdev_submit(struct sl_bdev_desc *desc, struct sl_io_channel *ch, uint8_t type, s
 	io->internal.bounce_buf = NULL;
 	io->internal.parent = NULL;
 	if (bch->stats_on) {
-		io->internal.submit_tsc = sl_get_ticks();
+		io->internal.submit_tsc = bdev_channel_now(bch);
 	}
 	t_bdev_submit_depth++;
 	rc = bdev_io_check(desc, bdev, type, offset_blocks, num_blocks);
-	if (sl_likely(rc == 0)) {
-		bdev_io_dispatch(io);
-	} else {
+	if (sl_unlikely(rc != 0)) {
 		bdev_io_defer_done(io, rc);
+	} else if ((type == SL_BDEV_IO_TYPE_READ || type == SL_BDEV_IO_TYPE_WRITE) &&
+		   sl_likely(bdev_rw_is_direct(bdev, bch, flags))) {
+		/* bdev_io_call_module() without its depth count: we hold one. */
+		bch->in_module++;
+		bdev->fn_table->submit_request(bch->module_ch, io);
+	} else {
+		bdev_io_dispatch(io);
 	}
 	t_bdev_submit_depth--;
 	return 0;
+}
+
+/* The types that are not worth a copy of bdev_submit each. */
+static int
+bdev_submit_other(struct sl_bdev_desc *desc, struct sl_io_channel *ch, uint8_t type,
+		  uint64_t offset_blocks, uint64_t num_blocks, uint32_t flags,
+		  sl_bdev_io_done_cb cb, void *cb_arg)
+{
+	return bdev_submit(desc, ch, type, NULL, 0, NULL, offset_blocks, num_blocks, flags, cb,
+			   cb_arg);
 }
 
 /* Byte ranges that are not whole blocks become an impossible block count, which the
@@ -790,15 +877,15 @@ sl_bdev_flush(struct sl_bdev_desc *desc, struct sl_io_channel *ch, uint64_t offs
 {
 	uint64_t ob, nb = bdev_bytes_to_blocks(desc->bdev, offset, nbytes, &ob);
 
-	return bdev_submit(desc, ch, SL_BDEV_IO_TYPE_FLUSH, NULL, 0, NULL, ob, nb, 0, cb, cb_arg);
+	return bdev_submit_other(desc, ch, SL_BDEV_IO_TYPE_FLUSH, ob, nb, 0, cb, cb_arg);
 }
 
 int
 sl_bdev_unmap_blocks(struct sl_bdev_desc *desc, struct sl_io_channel *ch, uint64_t offset_blocks,
 		     uint64_t num_blocks, sl_bdev_io_done_cb cb, void *cb_arg)
 {
-	return bdev_submit(desc, ch, SL_BDEV_IO_TYPE_UNMAP, NULL, 0, NULL, offset_blocks,
-			   num_blocks, 0, cb, cb_arg);
+	return bdev_submit_other(desc, ch, SL_BDEV_IO_TYPE_UNMAP, offset_blocks, num_blocks, 0, cb,
+				 cb_arg);
 }
 
 int
@@ -807,7 +894,7 @@ sl_bdev_unmap(struct sl_bdev_desc *desc, struct sl_io_channel *ch, uint64_t offs
 {
 	uint64_t ob, nb = bdev_bytes_to_blocks(desc->bdev, offset, nbytes, &ob);
 
-	return bdev_submit(desc, ch, SL_BDEV_IO_TYPE_UNMAP, NULL, 0, NULL, ob, nb, 0, cb, cb_arg);
+	return bdev_submit_other(desc, ch, SL_BDEV_IO_TYPE_UNMAP, ob, nb, 0, cb, cb_arg);
 }
 
 int
@@ -815,8 +902,8 @@ sl_bdev_write_zeroes_blocks(struct sl_bdev_desc *desc, struct sl_io_channel *ch,
 			    uint64_t offset_blocks, uint64_t num_blocks, sl_bdev_io_done_cb cb,
 			    void *cb_arg)
 {
-	return bdev_submit(desc, ch, SL_BDEV_IO_TYPE_WRITE_ZEROES, NULL, 0, NULL, offset_blocks,
-			   num_blocks, 0, cb, cb_arg);
+	return bdev_submit_other(desc, ch, SL_BDEV_IO_TYPE_WRITE_ZEROES, offset_blocks, num_blocks,
+				 0, cb, cb_arg);
 }
 
 int
@@ -832,15 +919,14 @@ sl_bdev_write_zeroes_ext(struct sl_bdev_desc *desc, struct sl_io_channel *ch, ui
 {
 	uint64_t ob, nb = bdev_bytes_to_blocks(desc->bdev, offset, nbytes, &ob);
 
-	return bdev_submit(desc, ch, SL_BDEV_IO_TYPE_WRITE_ZEROES, NULL, 0, NULL, ob, nb, flags, cb,
-			   cb_arg);
+	return bdev_submit_other(desc, ch, SL_BDEV_IO_TYPE_WRITE_ZEROES, ob, nb, flags, cb, cb_arg);
 }
 
 int
 sl_bdev_reset(struct sl_bdev_desc *desc, struct sl_io_channel *ch, sl_bdev_io_done_cb cb,
 	      void *cb_arg)
 {
-	return bdev_submit(desc, ch, SL_BDEV_IO_TYPE_RESET, NULL, 0, NULL, 0, 0, 0, cb, cb_arg);
+	return bdev_submit_other(desc, ch, SL_BDEV_IO_TYPE_RESET, 0, 0, 0, cb, cb_arg);
 }
 
 int

@@ -61,64 +61,6 @@ sl_bdev_io_stat_add(struct sl_bdev_io_stat *dst, const struct sl_bdev_io_stat *s
 	dst->num_io_errors += src->num_io_errors;
 }
 
-static inline void
-bdev_stat_latency(uint64_t *sum, uint64_t *max, uint64_t *min, uint64_t ticks)
-{
-	*sum += ticks;
-	if (ticks > *max) {
-		*max = ticks;
-	}
-	if (ticks < *min) {
-		*min = ticks;
-	}
-}
-
-void
-bdev_stat_account(struct bdev_channel *bch, struct sl_bdev_io *io, int status)
-{
-	struct sl_bdev_io_stat *s = &bch->stat;
-	uint64_t now = bch->poll_now != 0 ? bch->poll_now : sl_get_ticks();
-	uint64_t ticks = now - io->internal.submit_tsc;
-	uint64_t bytes = sl_bdev_io_get_nbytes(io);
-
-	if (sl_unlikely(status != 0)) {
-		s->num_io_errors++;
-		return;
-	}
-	switch (io->internal.user_type) {
-	case SL_BDEV_IO_TYPE_READ:
-		s->num_read_ops++;
-		s->bytes_read += bytes;
-		bdev_stat_latency(&s->read_latency_ticks, &s->max_read_latency_ticks,
-				  &s->min_read_latency_ticks, ticks);
-		break;
-	case SL_BDEV_IO_TYPE_WRITE:
-		s->num_write_ops++;
-		s->bytes_written += bytes;
-		bdev_stat_latency(&s->write_latency_ticks, &s->max_write_latency_ticks,
-				  &s->min_write_latency_ticks, ticks);
-		break;
-	case SL_BDEV_IO_TYPE_UNMAP:
-		s->num_unmap_ops++;
-		s->bytes_unmapped += bytes;
-		bdev_stat_latency(&s->unmap_latency_ticks, &s->max_unmap_latency_ticks,
-				  &s->min_unmap_latency_ticks, ticks);
-		break;
-	case SL_BDEV_IO_TYPE_FLUSH:
-		s->num_flush_ops++;
-		break;
-	case SL_BDEV_IO_TYPE_WRITE_ZEROES:
-		s->num_write_zeroes_ops++;
-		s->bytes_zeroed += bytes;
-		break;
-	case SL_BDEV_IO_TYPE_RESET:
-		s->num_reset_ops++;
-		break;
-	default:
-		break;
-	}
-}
-
 void
 sl_bdev_channel_get_io_stat(struct sl_io_channel *ch, struct sl_bdev_io_stat *stat)
 {

@@ -52,6 +52,8 @@ static struct sl_bdev_io *g_held[UT_MAX_HELD];
 static int g_nheld;
 static bool g_in_submit;
 static int g_destructs;
+/* submit_tsc of the last I/O the module saw. */
+static uint64_t g_last_submit_tsc;
 
 static struct sl_bdev_module g_ut_module;
 
@@ -112,6 +114,7 @@ ut_submit(struct sl_io_channel *ch, struct sl_bdev_io *io)
 	/* The driver context is the module's and sits inside the descriptor. */
 	CU_ASSERT(sl_bdev_io_from_driver_ctx(ctx) == io);
 	*ctx = 0xfeedULL;
+	g_last_submit_tsc = io->internal.submit_tsc;
 	ut_record(io);
 	if (g_nomem_left > 0) {
 		g_nomem_left--;
@@ -755,6 +758,79 @@ test_stats(void)
 	ut_env_close(&e);
 }
 
+struct batch_ctx {
+	struct ut_env *e;
+	uint8_t *buf;
+	int left;
+	int done;
+	/* The channel's batch tick seen from inside each callback. */
+	uint64_t batch_tick[4];
+	/* submit_tsc of the I/O submitted from each callback. */
+	uint64_t resubmit_tsc[4];
+};
+
+static void
+batch_io_done(void *arg, int status)
+{
+	struct batch_ctx *c = arg;
+	struct bdev_channel *bch = bdev_channel_get(c->e->ch);
+
+	CU_ASSERT(status == 0);
+	c->batch_tick[c->done] = bch->poll_now;
+	c->done++;
+	if (c->left-- > 0) {
+		CU_ASSERT(sl_bdev_read(c->e->desc, c->e->ch, c->buf, 0, 512, batch_io_done, c) ==
+			  0);
+		c->resubmit_tsc[c->done - 1] = g_last_submit_tsc;
+	}
+}
+
+/* Statistics read the tick counter once per completion batch: the completions of a
+ * batch, and the I/O their callbacks submit, share one reading. */
+static void
+test_stats_batch_tick(void)
+{
+	struct ut_env e;
+	struct batch_ctx c = {.e = &e, .left = 2};
+	struct sl_bdev_io_stat s;
+	uint8_t buf[512];
+	int i;
+
+	c.buf = buf;
+	ut_env_open(&e, ut_disk_alloc("ut_tick"));
+	/* Inline completions: deferred, drained by the channel poller. */
+	SUBMIT(sl_bdev_read(e.desc, e.ch, buf, 0, 512, batch_io_done, &c));
+	sl_ut_poll(g_thread);
+	CU_ASSERT_FATAL(c.done == 3);
+	for (i = 0; i < 2; i++) {
+		CU_ASSERT(c.batch_tick[i] != 0);
+		CU_ASSERT(c.resubmit_tsc[i] == c.batch_tick[i]);
+	}
+	CU_ASSERT(bdev_channel_get(e.ch)->poll_now == 0);
+	sl_bdev_channel_get_io_stat(e.ch, &s);
+	CU_ASSERT(s.num_read_ops == 3);
+	CU_ASSERT(s.min_read_latency_ticks <= s.max_read_latency_ticks);
+
+	/* A completion from the module's own poller (outside any submit) is a batch of one. */
+	c.done = 0;
+	c.left = 1;
+	g_hold = true;
+	SUBMIT(sl_bdev_read(e.desc, e.ch, buf, 0, 512, batch_io_done, &c));
+	sl_ut_poll(g_thread);
+	CU_ASSERT_FATAL(g_nheld == 1);
+	ut_release_held(0);
+	CU_ASSERT(c.done == 1 && c.batch_tick[0] != 0);
+	CU_ASSERT(c.resubmit_tsc[0] == c.batch_tick[0]);
+	CU_ASSERT(bdev_channel_get(e.ch)->poll_now == 0);
+	ut_release_held(0);
+	sl_ut_poll(g_thread);
+	CU_ASSERT(c.done == 2);
+	g_hold = false;
+	sl_bdev_channel_get_io_stat(e.ch, &s);
+	CU_ASSERT(s.num_read_ops == 5);
+	ut_env_close(&e);
+}
+
 static void
 test_reset_cancels_queued(void)
 {
@@ -814,6 +890,7 @@ main(void)
 	CU_ADD_TEST(suite, test_unsupported_and_fua);
 	CU_ADD_TEST(suite, test_bounce);
 	CU_ADD_TEST(suite, test_stats);
+	CU_ADD_TEST(suite, test_stats_batch_tick);
 	CU_ADD_TEST(suite, test_reset_cancels_queued);
 	CU_ADD_TEST(suite, test_allocation_default);
 	return sl_ut_run();
