@@ -55,6 +55,7 @@ struct env_args {
 
 static enum env_state g_env_state;
 static int g_env_shm_id = -1;
+static bool g_env_hugepages;
 static bool g_env_remove_files;
 static char g_env_prefix[32];
 static char g_env_huge_dir[PATH_MAX];
@@ -639,6 +640,7 @@ sl_env_init(const struct sl_env_opts *opts)
 	}
 	g_env_state = ENV_STATE_UP;
 	g_env_shm_id = opts->shm_id;
+	g_env_hugepages = !opts->no_huge;
 	g_env_remove_files = opts->shm_id >= 0 && !opts->no_shconf && !opts->no_huge;
 	snprintf(g_env_huge_dir, sizeof(g_env_huge_dir), "%s",
 		 opts->huge_dir != NULL ? opts->huge_dir : "");
@@ -671,6 +673,12 @@ bool
 sl_env_is_initialized(void)
 {
 	return g_env_state == ENV_STATE_UP;
+}
+
+bool
+sl_env_has_hugepages(void)
+{
+	return g_env_state == ENV_STATE_UP && g_env_hugepages;
 }
 
 bool

@@ -81,6 +81,8 @@ int sl_env_init(const struct sl_env_opts *opts);
 void sl_env_fini(void);
 /** \return whether sl_env_init() succeeded and sl_env_fini() has not run. */
 bool sl_env_is_initialized(void);
+/** \return whether the env is up on hugepages (not --no-huge): its memory is DMA-safe. */
+bool sl_env_has_hugepages(void);
 /** \return whether this process is the primary (or private). */
 bool sl_env_is_primary(void);
 /** \return the shm id in use, or -1. */

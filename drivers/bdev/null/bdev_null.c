@@ -3,7 +3,9 @@
 
 /* Null bdevs. Everything completes inline; the core defers the user callbacks. Reads
  * are zero-filled (a memset per read: the price of "reads return zeroes", which the
- * exports' tests rely on), writes, unmaps and flushes do nothing. */
+ * exports and their tests rely on) unless the bdev was created with zero_reads false,
+ * which leaves the buffer alone as SPDK's null bdev does, for benchmarks; writes,
+ * unmaps and flushes do nothing. */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -15,11 +17,13 @@
 #include "sluice/bdev_module.h"
 #include "sluice/log.h"
 #include "sluice/thread.h"
+#include "sluice/util.h"
 
 #include "bdev_null.h"
 
 struct null_disk {
 	struct sl_bdev bdev;
+	bool zero_reads;
 	TAILQ_ENTRY(null_disk) link;
 };
 
@@ -28,10 +32,23 @@ static int g_null_io_device;
 static struct sl_bdev_module g_null_module;
 
 static void
+null_zero_read(struct sl_bdev_io *io)
+{
+	if (sl_likely(io->iovcnt == 1)) {
+		/* The core made iovs cover exactly the I/O: no length walk needed. */
+		memset(io->iovs[0].iov_base, 0, io->iovs[0].iov_len);
+		return;
+	}
+	sl_bdev_zero_iovs(io->iovs, io->iovcnt, sl_bdev_io_get_nbytes(io));
+}
+
+static void
 null_submit(struct sl_io_channel *ch, struct sl_bdev_io *io)
 {
-	if (io->type == SL_BDEV_IO_TYPE_READ) {
-		sl_bdev_zero_iovs(io->iovs, io->iovcnt, sl_bdev_io_get_nbytes(io));
+	const struct null_disk *d = io->bdev->ctxt;
+
+	if (io->type == SL_BDEV_IO_TYPE_READ && d->zero_reads) {
+		null_zero_read(io);
 	}
 	sl_bdev_io_complete(io, 0);
 }
@@ -52,9 +69,12 @@ static int
 null_get_allocation(void *ctxt, uint64_t offset, uint64_t nbytes, struct sl_bdev_extent *ext,
 		    uint32_t max)
 {
+	const struct null_disk *d = ctxt;
+
 	ext[0].offset = offset;
 	ext[0].length = nbytes;
-	ext[0].flags = SL_BDEV_EXTENT_HOLE | SL_BDEV_EXTENT_ZERO;
+	/* Without zero-filling, a read returns the caller's buffer: not zeroes. */
+	ext[0].flags = SL_BDEV_EXTENT_HOLE | (d->zero_reads ? SL_BDEV_EXTENT_ZERO : 0);
 	return 1;
 }
 
@@ -72,14 +92,20 @@ null_destruct(void *ctxt)
 static void
 null_write_config_json(struct sl_bdev *bdev, json_t *config)
 {
+	const struct null_disk *d = bdev->ctxt;
 	char uuid[SL_BDEV_UUID_STR_LEN];
+	json_t *params;
 
 	sl_bdev_get_uuid_str(bdev, uuid, sizeof(uuid));
-	json_array_append_new(config,
-			      json_pack("{s:s, s:{s:s, s:I, s:I, s:s}}", "method",
-					"bdev_null_create", "params", "name", bdev->name,
-					"num_blocks", (json_int_t)bdev->blockcnt, "block_size",
-					(json_int_t)bdev->blocklen, "uuid", uuid));
+	params = json_pack("{s:s, s:I, s:I, s:s}", "name", bdev->name, "num_blocks",
+			   (json_int_t)bdev->blockcnt, "block_size", (json_int_t)bdev->blocklen,
+			   "uuid", uuid);
+	/* Only when off: the default keeps the call as SPDK writes it. */
+	if (!d->zero_reads) {
+		json_object_set_new(params, "zero_reads", json_false());
+	}
+	json_array_append_new(
+		config, json_pack("{s:s, s:o}", "method", "bdev_null_create", "params", params));
 }
 
 static const struct sl_bdev_fn_table g_null_fn_table = {
@@ -113,6 +139,7 @@ null_disk_create(const struct null_disk_opts *opts, struct sl_bdev **bdevp, char
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	d->zero_reads = !opts->no_zero_reads;
 	d->bdev.product_name = "Null disk";
 	d->bdev.blocklen = opts->block_size;
 	d->bdev.blockcnt = opts->num_blocks;

@@ -2,12 +2,14 @@
  * Copyright (c) 2026 The Sluice Authors */
 
 /** \file
- * Null bdevs: reads return zeroes, writes are dropped. For benchmarks of the block
- * layer and the exports without a device underneath.
+ * Null bdevs: reads return zeroes (unless created with zero_reads false), writes are
+ * dropped. For benchmarks of the block layer and the exports without a device
+ * underneath.
  */
 #ifndef SLUICE_BDEV_NULL_H
 #define SLUICE_BDEV_NULL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +23,13 @@ struct null_disk_opts {
 	uint8_t uuid[16];
 	uint64_t num_blocks;
 	uint32_t block_size;
+	/**
+	 * Leave read buffers as they are instead of zero-filling them, as SPDK's null bdev
+	 * does: reads then cost nothing but return whatever the buffer held. For
+	 * benchmarks of the layers above; an export needs reads of zeroes (RPC:
+	 * "zero_reads": false).
+	 */
+	bool no_zero_reads;
 };
 
 /**

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause
  * Copyright (c) 2026 The Sluice Authors */
 
-/* bdev_null_create / bdev_null_delete / bdev_null_resize, with SPDK's parameters.
- * Metadata and protection information are refused by name. */
+/* bdev_null_create / bdev_null_delete / bdev_null_resize, with SPDK's parameters (and
+ * zero_reads). Metadata and protection information are refused by name. */
 
 #include <errno.h>
 #include <stdlib.h>
@@ -13,7 +13,13 @@
 
 #include "bdev_null.h"
 
-#define NULL_PARAM(field) offsetof(struct sl_bdev_disk_params, field)
+/* SPDK's parameters, and zero_reads (Sluice's; default true). */
+struct rpc_null_create {
+	struct sl_bdev_disk_params p;
+	bool zero_reads;
+};
+
+#define NULL_PARAM(field) offsetof(struct rpc_null_create, p.field)
 
 static const struct sl_json_object_decoder rpc_null_create_decoders[] = {
 	{"name", NULL_PARAM(name), sl_json_decode_string, false},
@@ -25,38 +31,41 @@ static const struct sl_json_object_decoder rpc_null_create_decoders[] = {
 	{"dif_type", NULL_PARAM(dif_type), sl_json_decode_int32, true},
 	{"dif_is_head_of_md", NULL_PARAM(dif_is_head_of_md), sl_json_decode_bool, true},
 	{"dif_pi_format", NULL_PARAM(dif_pi_format), sl_json_decode_int32, true},
+	{"zero_reads", offsetof(struct rpc_null_create, zero_reads), sl_json_decode_bool, true},
 };
 
 static void
 rpc_bdev_null_create(struct sl_jsonrpc_request *req, const json_t *params)
 {
-	struct sl_bdev_disk_params p = {0};
+	struct rpc_null_create r = {.zero_reads = true};
+	struct sl_bdev_disk_params *p = &r.p;
 	struct null_disk_opts opts = {0};
 	struct sl_bdev *bdev;
 	char err[256];
 	int rc;
 
 	if (sl_rpc_decode_params(req, params, rpc_null_create_decoders,
-				 SL_COUNTOF(rpc_null_create_decoders), &p) != 0) {
+				 SL_COUNTOF(rpc_null_create_decoders), &r) != 0) {
 		goto out;
 	}
-	rc = sl_bdev_check_disk_params(&p, opts.uuid, err, sizeof(err));
+	rc = sl_bdev_check_disk_params(p, opts.uuid, err, sizeof(err));
 	if (rc != 0) {
 		sl_jsonrpc_send_errno(req, rc, "%s", err);
 		goto out;
 	}
-	opts.name = p.name;
-	opts.num_blocks = p.num_blocks;
-	opts.block_size = p.block_size;
+	opts.name = p->name;
+	opts.num_blocks = p->num_blocks;
+	opts.block_size = p->block_size;
+	opts.no_zero_reads = !r.zero_reads;
 	rc = null_disk_create(&opts, &bdev, err, sizeof(err));
 	if (rc != 0) {
-		sl_jsonrpc_send_errno(req, rc, "bdev_null_create %s: %s", p.name, err);
+		sl_jsonrpc_send_errno(req, rc, "bdev_null_create %s: %s", p->name, err);
 		goto out;
 	}
 	sl_jsonrpc_send_result(req, json_string(sl_bdev_get_name(bdev)));
 out:
-	free(p.name);
-	free(p.uuid);
+	free(p->name);
+	free(p->uuid);
 }
 SL_RPC_REGISTER("bdev_null_create", rpc_bdev_null_create, SL_RPC_RUNTIME)
 

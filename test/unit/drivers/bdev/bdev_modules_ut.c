@@ -20,6 +20,7 @@
 #include "sluice/rpc.h"
 #include "sluice/subsystem.h"
 #include "sluice/thread.h"
+#include "sluice/util.h"
 
 #include "malloc/bdev_malloc.h"
 #include "null/bdev_null.h"
@@ -201,6 +202,68 @@ test_malloc_io_and_allocation(void)
 	CU_ASSERT(g_del_done == 1);
 }
 
+/* A disk larger than twice the last-level cache (128 MiB here): writes of one buffer
+ * take the streaming-store path, vectored ones memcpy; both read back, and a write
+ * across two words of the allocation bitmap marks both. */
+static void
+test_malloc_large_writes(void)
+{
+	struct malloc_disk_opts o = {.name = "Mbig", .num_blocks = 32768, .block_size = 4096};
+	struct sl_bdev_desc *desc;
+	struct sl_io_channel *ch;
+	struct sl_bdev *bdev;
+	struct io_result r = {0};
+	struct sl_bdev_extent ext[4];
+	uint8_t *buf = malloc(3 * 65536), *back = malloc(3 * 65536);
+	struct iovec iov[3];
+	uint64_t off[] = {0, 4096, 12345ull * 4096, (32768ull - 16) * 4096};
+	char err[256];
+	size_t i;
+
+	CU_ASSERT_FATAL(buf != NULL && back != NULL);
+	CU_ASSERT_FATAL(malloc_disk_create(&o, &bdev, err, sizeof(err)) == 0);
+	CU_ASSERT_FATAL(sl_bdev_open("Mbig", true, event_cb, NULL, &desc) == 0);
+	ch = sl_bdev_get_io_channel(desc);
+	CU_ASSERT_FATAL(ch != NULL);
+	for (i = 0; i < 3 * 65536; i++) {
+		buf[i] = (uint8_t)(i * 13 + (i >> 12));
+	}
+	for (i = 0; i < SL_COUNTOF(off); i++) {
+		/* 64 KiB from an odd address: the streaming copy loads unaligned. */
+		sl_bdev_write(desc, ch, buf + 1 + i, off[i], 65536, io_done, &r);
+		sl_ut_poll(g_thread);
+		memset(back, 0, 65536);
+		sl_bdev_read(desc, ch, back, off[i], 65536, io_done, &r);
+		sl_ut_poll(g_thread);
+		CU_ASSERT(r.status == 0 && memcmp(back, buf + 1 + i, 65536) == 0);
+	}
+	CU_ASSERT(r.count == 2 * (int)SL_COUNTOF(off));
+	/* Chunks 63 and 64: two bitmap words. */
+	sl_bdev_write(desc, ch, buf, 63ull * 4096 + 8 * 1024 * 1024, 8192, io_done, &r);
+	sl_ut_poll(g_thread);
+	CU_ASSERT(sl_bdev_get_allocation(desc, 8 * 1024 * 1024, 65 * 4096, ext, 4) == 2);
+	CU_ASSERT(ext[0].length == 63 * 4096 && ext[1].flags == 0 && ext[1].length == 8192);
+	/* Vectored, three uneven pieces: the memcpy path. */
+	iov[0] = (struct iovec){buf + 65536, 1000};
+	iov[1] = (struct iovec){buf + 70000, 7192};
+	iov[2] = (struct iovec){buf + 100000, 8192};
+	sl_bdev_writev(desc, ch, iov, 3, 1ull << 26, 16384, io_done, &r);
+	sl_ut_poll(g_thread);
+	sl_bdev_read(desc, ch, back, 1ull << 26, 16384, io_done, &r);
+	sl_ut_poll(g_thread);
+	CU_ASSERT(r.status == 0 && memcmp(back, buf + 65536, 1000) == 0 &&
+		  memcmp(back + 1000, buf + 70000, 7192) == 0 &&
+		  memcmp(back + 8192, buf + 100000, 8192) == 0);
+	sl_put_io_channel(ch);
+	sl_bdev_close(desc);
+	g_del_done = 0;
+	CU_ASSERT(malloc_disk_delete("Mbig", del_done, NULL) == 0);
+	sl_ut_poll(g_thread);
+	CU_ASSERT(g_del_done == 1);
+	free(buf);
+	free(back);
+}
+
 /* ---- null ----------------------------------------------------------------------- */
 
 static void
@@ -233,6 +296,73 @@ test_null_io(void)
 	CU_ASSERT(null_disk_delete("N0", del_done, NULL) == 0);
 	sl_ut_poll(g_thread);
 	CU_ASSERT(g_del_done == 1);
+}
+
+/* zero_reads false: reads leave the buffer alone (SPDK's null), and the extents no
+ * longer claim zeroes; the RPC takes the flag and save_config writes it back. */
+static void
+test_null_no_zero_reads(void)
+{
+	struct null_disk_opts o = {.name = "NZ", .num_blocks = 64, .block_size = 512};
+	struct sl_bdev_desc *desc;
+	struct sl_io_channel *ch;
+	struct sl_bdev *bdev;
+	struct io_result r = {0};
+	struct sl_bdev_extent ext;
+	uint8_t buf[1024];
+	json_t *resp, *cfg, *params = NULL;
+	char err[256];
+	size_t i, j;
+
+	o.no_zero_reads = true;
+	CU_ASSERT_FATAL(null_disk_create(&o, &bdev, err, sizeof(err)) == 0);
+	CU_ASSERT_FATAL(sl_bdev_open("NZ", false, event_cb, NULL, &desc) == 0);
+	ch = sl_bdev_get_io_channel(desc);
+	memset(buf, 0x3c, sizeof(buf));
+	sl_bdev_read(desc, ch, buf, 0, sizeof(buf), io_done, &r);
+	sl_ut_poll(g_thread);
+	CU_ASSERT(r.count == 1 && r.status == 0);
+	for (i = 0; i < sizeof(buf) && buf[i] == 0x3c; i++) {
+	}
+	CU_ASSERT(i == sizeof(buf));
+	CU_ASSERT(sl_bdev_get_allocation(desc, 0, 512, &ext, 1) == 1);
+	CU_ASSERT(ext.flags == SL_BDEV_EXTENT_HOLE);
+	sl_put_io_channel(ch);
+	sl_bdev_close(desc);
+	g_del_done = 0;
+	CU_ASSERT(null_disk_delete("NZ", del_done, NULL) == 0);
+	sl_ut_poll(g_thread);
+	CU_ASSERT(g_del_done == 1);
+
+	resp = rpc("bdev_null_create", "{\"name\": \"NZ\", \"num_blocks\": 64, \"block_size\": "
+				       "512, \"zero_reads\": 1}");
+	CU_ASSERT(rpc_error_code(resp) == SL_JSONRPC_ERROR_INVALID_PARAMS);
+	resp = rpc("bdev_null_create", "{\"name\": \"NZ\", \"num_blocks\": 64, \"block_size\": "
+				       "512, \"zero_reads\": false}");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(resp, "result")), "NZ");
+	resp = rpc("bdev_null_create", "{\"name\": \"NY\", \"num_blocks\": 64, \"block_size\": "
+				       "512, \"zero_reads\": true}");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(resp, "result")), "NY");
+	cfg = json_array();
+	sl_subsystem_find("bdev")->write_config_json(cfg);
+	for (j = 0; j < json_array_size(cfg); j++) {
+		json_t *p = json_object_get(json_array_get(cfg, j), "params");
+		const char *name = json_string_value(json_object_get(p, "name"));
+
+		if (name != NULL && strcmp(name, "NZ") == 0) {
+			params = p;
+		} else if (name != NULL && strcmp(name, "NY") == 0) {
+			/* The default is left out, as SPDK writes the call. */
+			CU_ASSERT(json_object_get(p, "zero_reads") == NULL);
+		}
+	}
+	CU_ASSERT_FATAL(params != NULL);
+	CU_ASSERT(json_is_false(json_object_get(params, "zero_reads")));
+	json_decref(cfg);
+	resp = rpc("bdev_null_delete", "{\"name\": \"NZ\"}");
+	CU_ASSERT(json_is_true(json_object_get(resp, "result")));
+	resp = rpc("bdev_null_delete", "{\"name\": \"NY\"}");
+	CU_ASSERT(json_is_true(json_object_get(resp, "result")));
 }
 
 /* ---- RPCs ----------------------------------------------------------------------- */
@@ -389,7 +519,9 @@ main(void)
 
 	CU_ADD_TEST(suite, test_malloc_create_errors);
 	CU_ADD_TEST(suite, test_malloc_io_and_allocation);
+	CU_ADD_TEST(suite, test_malloc_large_writes);
 	CU_ADD_TEST(suite, test_null_io);
+	CU_ADD_TEST(suite, test_null_no_zero_reads);
 	CU_ADD_TEST(suite, test_rpc_malloc);
 	CU_ADD_TEST(suite, test_rpc_null_and_config);
 	return sl_ut_run();
