@@ -13,8 +13,9 @@
  * runs on its own lightweight thread, keeps queue-depth tasks in flight, and submits a
  * new I/O from each completion callback.
  *
- * The I/O path allocates nothing and reads the tick counter once per I/O: the
- * completion time of one I/O is the submit time of the next one on the same task.
+ * The I/O path allocates nothing and reads the tick counter once per reactor iteration
+ * (perf_job_now): the completion time of one I/O is the submit time of the next one on
+ * the same task.
  * Latencies go to a log-linear histogram (64 sub-buckets per power of two of ticks:
  * under 1.6% error) that costs an index computation and an increment.
  *
@@ -112,6 +113,10 @@ struct perf_job {
 	struct sl_bdev_desc *desc;
 	struct sl_io_channel *ch;
 	struct sl_poller *run_timer;
+	/* Clears now once per reactor iteration. */
+	struct sl_poller *tick_poller;
+	/* Tick count of this iteration's completions (0: not read yet), see perf_job_now. */
+	uint64_t now;
 
 	uint64_t io_blocks;
 	uint64_t ios_base;
@@ -122,6 +127,13 @@ struct perf_job {
 	uint64_t rand_state;
 	uint64_t *outstanding;
 	uint32_t current_qd;
+	/* I/O this job may still submit (--io-count; UINT64_MAX = bounded by -t only). */
+	uint64_t io_left;
+	/* randread, randwrite, randrw: random offsets. */
+	bool random;
+	/* The type of every I/O, unless rw_pct >= 0 (rw, randrw: read share in %). */
+	enum sl_bdev_io_type io_type;
+	int rw_pct;
 	/* verify on a bdev that keeps no data (null): reads must return zeroes. */
 	bool expect_zeroes;
 	bool draining;
@@ -151,6 +163,8 @@ static bool g_every_core;
 static bool g_continue_on_failure;
 static int g_latency_level;
 static const char *g_json_out;
+/* --io-count: stop each job after this many I/O (0 = run for -t seconds). */
+static uint64_t g_io_count;
 
 /* Run state (app thread). */
 static TAILQ_HEAD(, perf_job) g_jobs = TAILQ_HEAD_INITIALIZER(g_jobs);
@@ -165,7 +179,6 @@ static struct sl_jsonrpc_request *g_request;
 /* The jobs started I/O (a failed set-up prints no table). */
 static bool g_running;
 
-static void perf_submit(struct perf_job *job, struct perf_task *task, uint64_t now);
 static void perf_task_issue(void *arg);
 static void perf_job_drain(struct perf_job *job);
 static void perf_job_drain_msg(void *arg);
@@ -266,6 +279,25 @@ perf_is_random(enum perf_workload w)
 	return w == PERF_RANDREAD || w == PERF_RANDWRITE || w == PERF_RANDRW;
 }
 
+/* The type of the I/O of a workload (rw and randrw: see perf_next_type). */
+static enum sl_bdev_io_type
+perf_workload_type(enum perf_workload w)
+{
+	switch (w) {
+	case PERF_READ:
+	case PERF_RANDREAD:
+		return SL_BDEV_IO_TYPE_READ;
+	case PERF_UNMAP:
+		return SL_BDEV_IO_TYPE_UNMAP;
+	case PERF_FLUSH:
+		return SL_BDEV_IO_TYPE_FLUSH;
+	case PERF_WRITE_ZEROES:
+		return SL_BDEV_IO_TYPE_WRITE_ZEROES;
+	default:
+		return SL_BDEV_IO_TYPE_WRITE;
+	}
+}
+
 /* ---- Verify pattern ------------------------------------------------------------------ */
 
 /* Stamp every 8-byte word of each block with a value derived from (LBA, tag, index). */
@@ -351,85 +383,35 @@ perf_job_fail(struct perf_job *job, int rc)
 	}
 }
 
-static void
-perf_io_done(void *arg, int status)
-{
-	struct perf_task *task = arg;
-	struct perf_job *job = task->job;
-	uint64_t now;
+static void perf_io_done(void *arg, int status);
 
-	if (job->verify && status == 0 && !task->reading) {
-		/* The write landed: read it back (one I/O from the user's view). */
-		task->reading = true;
-		task->type = SL_BDEV_IO_TYPE_READ;
-		if (job->expect_zeroes) {
-			/* Poisoned, so a read that fills nothing cannot pass. */
-			memset(task->rbuf, 0xff,
-			       job->io_blocks * sl_bdev_get_block_size(job->bdev));
-		}
-		perf_task_issue(task);
-		return;
-	}
-	now = sl_get_ticks();
-	perf_stats_add_latency(&job->stats, now - task->submit_tsc);
-	if (sl_unlikely(status != 0)) {
-		__atomic_store_n(&job->stats.io_failed, job->stats.io_failed + 1, __ATOMIC_RELAXED);
-		if (!g_continue_on_failure) {
-			printf("task offset: %" PRIu64 " on job bdev=%s fails: %s\n",
-			       task->offset_blocks, job->name, strerror(-status));
-		}
-		perf_job_fail(job, status);
-	} else {
-		if (job->verify && !perf_verify_task(task)) {
-			perf_job_fail(job, -EILSEQ);
-		}
-		__atomic_store_n(&job->stats.io_completed, job->stats.io_completed + 1,
-				 __ATOMIC_RELAXED);
-	}
-	if (job->verify) {
-		perf_bit_set(job->outstanding, task->offset_blocks / job->io_blocks - job->ios_base,
-			     false);
-	}
-	if (sl_likely(!job->draining)) {
-		perf_submit(job, task, now);
-	} else {
-		perf_task_retire(job);
+/* Types other than read and write, one I/O each. */
+static int
+perf_task_issue_other(struct perf_task *task)
+{
+	struct perf_job *job = task->job;
+	uint32_t blocklen;
+
+	switch (task->type) {
+	case SL_BDEV_IO_TYPE_UNMAP:
+		return sl_bdev_unmap_blocks(job->desc, job->ch, task->offset_blocks, job->io_blocks,
+					    perf_io_done, task);
+	case SL_BDEV_IO_TYPE_WRITE_ZEROES:
+		return sl_bdev_write_zeroes_blocks(job->desc, job->ch, task->offset_blocks,
+						   job->io_blocks, perf_io_done, task);
+	default:
+		blocklen = sl_bdev_get_block_size(job->bdev);
+		return sl_bdev_flush(job->desc, job->ch, task->offset_blocks * blocklen,
+				     job->io_blocks * blocklen, perf_io_done, task);
 	}
 }
 
+/* The submit failed: wait for a descriptor on -ENOMEM, else stop the job. */
 static void
-perf_task_issue(void *arg)
+perf_task_issue_failed(struct perf_task *task, int rc)
 {
-	struct perf_task *task = arg;
 	struct perf_job *job = task->job;
-	int rc;
 
-	switch (task->type) {
-	case SL_BDEV_IO_TYPE_READ:
-		rc = sl_bdev_read_blocks(job->desc, job->ch, task->reading ? task->rbuf : task->buf,
-					 task->offset_blocks, job->io_blocks, perf_io_done, task);
-		break;
-	case SL_BDEV_IO_TYPE_WRITE:
-		rc = sl_bdev_write_blocks(job->desc, job->ch, task->buf, task->offset_blocks,
-					  job->io_blocks, perf_io_done, task);
-		break;
-	case SL_BDEV_IO_TYPE_UNMAP:
-		rc = sl_bdev_unmap_blocks(job->desc, job->ch, task->offset_blocks, job->io_blocks,
-					  perf_io_done, task);
-		break;
-	case SL_BDEV_IO_TYPE_WRITE_ZEROES:
-		rc = sl_bdev_write_zeroes_blocks(job->desc, job->ch, task->offset_blocks,
-						 job->io_blocks, perf_io_done, task);
-		break;
-	default:
-		rc = sl_bdev_flush(
-			job->desc, job->ch, task->offset_blocks * sl_bdev_get_block_size(job->bdev),
-			job->io_blocks * sl_bdev_get_block_size(job->bdev), perf_io_done, task);
-		break;
-	}
-	if (sl_likely(rc == 0)) {
-		return;
-	}
 	if (rc == -ENOMEM) {
 		task->wait.bdev = job->bdev;
 		task->wait.cb_fn = perf_task_issue;
@@ -448,15 +430,38 @@ perf_task_issue(void *arg)
 	perf_task_retire(job);
 }
 
+/* Inlined into the completion callback, which is the loop of a run. */
+static inline __attribute__((always_inline)) void
+perf_task_issue_inline(struct perf_task *task)
+{
+	struct perf_job *job = task->job;
+	int rc;
+
+	if (task->type == SL_BDEV_IO_TYPE_READ) {
+		rc = sl_bdev_read_blocks(job->desc, job->ch, task->reading ? task->rbuf : task->buf,
+					 task->offset_blocks, job->io_blocks, perf_io_done, task);
+	} else if (task->type == SL_BDEV_IO_TYPE_WRITE) {
+		rc = sl_bdev_write_blocks(job->desc, job->ch, task->buf, task->offset_blocks,
+					  job->io_blocks, perf_io_done, task);
+	} else {
+		rc = perf_task_issue_other(task);
+	}
+	if (sl_unlikely(rc != 0)) {
+		perf_task_issue_failed(task, rc);
+	}
+}
+
+static void
+perf_task_issue(void *arg)
+{
+	perf_task_issue_inline(arg);
+}
+
 static uint64_t
-perf_next_offset(struct perf_job *job)
+perf_next_seq_offset(struct perf_job *job)
 {
 	uint64_t idx;
 
-	if (perf_is_random(g_workload)) {
-		/* Map a 64-bit random number onto [0, size) without a division. */
-		return (uint64_t)(((unsigned __int128)perf_rand(job) * job->size_in_ios) >> 64);
-	}
 	do {
 		idx = job->offset_in_ios++;
 		if (job->offset_in_ios == job->size_in_ios) {
@@ -469,42 +474,139 @@ perf_next_offset(struct perf_job *job)
 	return idx;
 }
 
-static enum sl_bdev_io_type
-perf_next_type(struct perf_job *job)
+static inline uint64_t
+perf_next_offset(struct perf_job *job)
 {
-	switch (g_workload) {
-	case PERF_READ:
-	case PERF_RANDREAD:
-		return SL_BDEV_IO_TYPE_READ;
-	case PERF_RW:
-	case PERF_RANDRW:
-		return ((perf_rand(job) >> 32) * 100 >> 32) < (uint64_t)g_rw_pct
-			       ? SL_BDEV_IO_TYPE_READ
-			       : SL_BDEV_IO_TYPE_WRITE;
-	case PERF_UNMAP:
-		return SL_BDEV_IO_TYPE_UNMAP;
-	case PERF_FLUSH:
-		return SL_BDEV_IO_TYPE_FLUSH;
-	case PERF_WRITE_ZEROES:
-		return SL_BDEV_IO_TYPE_WRITE_ZEROES;
-	default:
-		return SL_BDEV_IO_TYPE_WRITE;
+	if (sl_likely(job->random)) {
+		/* Map a 64-bit random number onto [0, size) without a division. */
+		return (uint64_t)(((unsigned __int128)perf_rand(job) * job->size_in_ios) >> 64);
 	}
+	return perf_next_seq_offset(job);
 }
 
-static void
+static inline enum sl_bdev_io_type
+perf_next_type(struct perf_job *job)
+{
+	if (sl_likely(job->rw_pct < 0)) {
+		return job->io_type;
+	}
+	/* rw, randrw: a read with probability rw_pct %, from the top 32 random bits. */
+	return ((perf_rand(job) >> 32) * 100 >> 32) < (uint64_t)job->rw_pct ? SL_BDEV_IO_TYPE_READ
+									    : SL_BDEV_IO_TYPE_WRITE;
+}
+
+static inline __attribute__((always_inline)) void
 perf_submit(struct perf_job *job, struct perf_task *task, uint64_t now)
 {
 	task->offset_blocks = (perf_next_offset(job) + job->ios_base) * job->io_blocks;
 	task->type = perf_next_type(job);
 	task->submit_tsc = now;
-	if (job->verify) {
+	if (sl_unlikely(job->verify)) {
 		task->reading = false;
 		task->tag++;
 		perf_pattern_fill(task->buf, task->offset_blocks, job->io_blocks,
 				  sl_bdev_get_block_size(job->bdev), task->tag);
 	}
+	perf_task_issue_inline(task);
+}
+
+/* verify: the write landed, read it back (one I/O from the user's view). */
+static void
+perf_verify_read_back(struct perf_task *task)
+{
+	struct perf_job *job = task->job;
+
+	task->reading = true;
+	task->type = SL_BDEV_IO_TYPE_READ;
+	if (job->expect_zeroes) {
+		/* Poisoned, so a read that fills nothing cannot pass. */
+		memset(task->rbuf, 0xff, job->io_blocks * sl_bdev_get_block_size(job->bdev));
+	}
 	perf_task_issue(task);
+}
+
+static void
+perf_io_failed(struct perf_task *task, int status)
+{
+	struct perf_job *job = task->job;
+
+	__atomic_store_n(&job->stats.io_failed, job->stats.io_failed + 1, __ATOMIC_RELAXED);
+	if (!g_continue_on_failure) {
+		printf("task offset: %" PRIu64 " on job bdev=%s fails: %s\n", task->offset_blocks,
+		       job->name, strerror(-status));
+	}
+	perf_job_fail(job, status);
+}
+
+/* verify: check the data read back and free its range for the next write. */
+static void
+perf_verify_done(struct perf_task *task, int status)
+{
+	struct perf_job *job = task->job;
+
+	if (status == 0 && !perf_verify_task(task)) {
+		perf_job_fail(job, -EILSEQ);
+	}
+	perf_bit_set(job->outstanding, task->offset_blocks / job->io_blocks - job->ios_base, false);
+}
+
+/*
+ * The tick count for the completions of this reactor iteration: read at the first one,
+ * reused by the rest (the job's tick poller clears it every iteration). A tick read
+ * costs 10-30 ns (rdtsc, more in some VMs): once per I/O it was a third of a null
+ * bdev's cost per I/O. Latencies are then measured between the iterations an I/O was
+ * submitted and completed in, which is what the histogram resolves anyway (a batch of
+ * completions runs in a few microseconds).
+ */
+static inline uint64_t
+perf_job_now(struct perf_job *job)
+{
+	if (sl_unlikely(job->now == 0)) {
+		job->now = sl_get_ticks();
+	}
+	return job->now;
+}
+
+static int
+perf_tick_poll(void *arg)
+{
+	struct perf_job *job = arg;
+
+	job->now = 0;
+	return SL_POLLER_IDLE;
+}
+
+/* The completion time of this I/O is the submit time of the next one on the task. */
+static void
+perf_io_done(void *arg, int status)
+{
+	struct perf_task *task = arg;
+	struct perf_job *job = task->job;
+	uint64_t now;
+
+	if (sl_unlikely(job->verify) && status == 0 && !task->reading) {
+		perf_verify_read_back(task);
+		return;
+	}
+	now = perf_job_now(job);
+	perf_stats_add_latency(&job->stats, now - task->submit_tsc);
+	if (sl_unlikely(status != 0)) {
+		perf_io_failed(task, status);
+	} else {
+		__atomic_store_n(&job->stats.io_completed, job->stats.io_completed + 1,
+				 __ATOMIC_RELAXED);
+	}
+	if (sl_unlikely(job->verify)) {
+		perf_verify_done(task, status);
+	}
+	if (sl_likely(!job->draining && job->io_left > 0)) {
+		job->io_left--;
+		perf_submit(job, task, now);
+	} else {
+		/* --io-count reached: the run ends when the last I/O is in. */
+		job->draining = true;
+		perf_task_retire(job);
+	}
 }
 
 /* ---- Job life cycle ----------------------------------------------------------------- */
@@ -539,6 +641,7 @@ perf_job_drain(struct perf_job *job)
 	}
 	job->drained = true;
 	sl_poller_unregister(&job->run_timer);
+	sl_poller_unregister(&job->tick_poller);
 	for (i = 0; job->tasks != NULL && i < (uint32_t)g_queue_depth; i++) {
 		if (job->tasks[i].buf != NULL) {
 			sl_dma_free(job->tasks[i].buf);
@@ -587,7 +690,9 @@ perf_job_start(void *arg)
 	now = sl_get_ticks();
 	job->start_tsc = now;
 	job->current_qd = (uint32_t)g_queue_depth;
-	for (i = 0; i < g_queue_depth && !job->draining; i++) {
+	job->io_left = g_io_count != 0 ? g_io_count : UINT64_MAX;
+	for (i = 0; i < g_queue_depth && !job->draining && job->io_left > 0; i++) {
+		job->io_left--;
 		perf_submit(job, &job->tasks[i], now);
 	}
 	/* Tasks never started are retired at once. */
@@ -659,6 +764,17 @@ perf_job_setup(struct perf_job *job)
 	job->bdev = sl_bdev_desc_get_bdev(job->desc);
 	blocklen = sl_bdev_get_block_size(job->bdev);
 	if (job->verify && strcmp(sl_bdev_get_module_name(job->bdev), "null") == 0) {
+		struct sl_bdev_extent ext;
+
+		/* Created with zero_reads false, it does not even return zeroes. */
+		if (sl_bdev_get_allocation(job->desc, 0, blocklen, &ext, 1) == 1 &&
+		    (ext.flags & SL_BDEV_EXTENT_ZERO) == 0) {
+			fprintf(stderr,
+				"verify on %s: a null bdev with zero_reads false returns neither "
+				"data nor zeroes, there is nothing to check\n",
+				job->name);
+			return -EINVAL;
+		}
 		printf("%s keeps no data: verify checks that reads return zeroes\n", job->name);
 		job->expect_zeroes = true;
 	}
@@ -684,6 +800,10 @@ perf_job_setup(struct perf_job *job)
 	job->ch = sl_bdev_get_io_channel(job->desc);
 	if (job->ch == NULL) {
 		fprintf(stderr, "Could not get an I/O channel to %s\n", job->bdev_name);
+		return -ENOMEM;
+	}
+	job->tick_poller = sl_poller_register(perf_tick_poll, job, 0, "bdevperf_tick");
+	if (job->tick_poller == NULL) {
 		return -ENOMEM;
 	}
 	return perf_job_alloc_tasks(job);
@@ -1047,6 +1167,9 @@ perf_add_job(const char *bdev_name, uint32_t reactor, uint64_t base, uint64_t ra
 	job->ios_base = base;
 	job->range_blocks = range;
 	job->verify = g_workload == PERF_VERIFY;
+	job->random = perf_is_random(g_workload);
+	job->io_type = perf_workload_type(g_workload);
+	job->rw_pct = g_workload == PERF_RW || g_workload == PERF_RANDRW ? g_rw_pct : -1;
 	job->stats.lat_min = UINT64_MAX;
 	job->rand_state = 0x9E3779B97F4A7C15ull ^ ((uint64_t)getpid() << 16) ^
 			  ((uint64_t)reactor << 48) ^ (uint64_t)(uintptr_t)job;
@@ -1169,10 +1292,12 @@ SL_RPC_REGISTER("perform_tests", rpc_perform_tests, SL_RPC_RUNTIME)
 
 enum {
 	PERF_OPT_JSON_OUTPUT = 0x2000,
+	PERF_OPT_IO_COUNT,
 };
 
 static const struct option g_perf_long_opts[] = {
 	{"json-output", required_argument, NULL, PERF_OPT_JSON_OUTPUT},
+	{"io-count", required_argument, NULL, PERF_OPT_IO_COUNT},
 	{NULL, 0, NULL, 0},
 };
 
@@ -1189,6 +1314,22 @@ perf_parse_int(int ch, const char *arg, int *out)
 		return -EINVAL;
 	}
 	*out = (int)v;
+	return 0;
+}
+
+static int
+perf_parse_count(const char *arg, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || v == 0 || arg[0] == '-') {
+		fprintf(stderr, "--io-count: invalid value '%s' (a positive count)\n", arg);
+		return -EINVAL;
+	}
+	*out = v;
 	return 0;
 }
 
@@ -1219,6 +1360,8 @@ perf_parse_arg(int ch, const char *arg)
 	case PERF_OPT_JSON_OUTPUT:
 		g_json_out = arg;
 		return 0;
+	case PERF_OPT_IO_COUNT:
+		return perf_parse_count(arg, &g_io_count);
 	case 'q':
 		return perf_parse_int(ch, arg, &g_queue_depth);
 	case 'o':
@@ -1255,7 +1398,9 @@ perf_usage(void)
 	       " -f                        continue after I/O failures\n"
 	       " -l                        print a latency summary (percentiles) per job\n"
 	       " -z                        start, then wait for the perform_tests RPC\n"
-	       "     --json-output FILE    also write the results as JSON (\"-\" = stdout)\n");
+	       "     --json-output FILE    also write the results as JSON (\"-\" = stdout)\n"
+	       "     --io-count N          stop each job after N I/O (or -t, whichever is first):\n"
+	       "                           a fixed amount of work, for instruction counts\n");
 }
 
 static int
