@@ -137,15 +137,22 @@ app_fail(int rc, const char *what)
 	app_do_stop();
 }
 
+/* A JSON config entry failed: stop, naming the file and what the loader said. */
 static void
-app_runtime_config_done(int rc, void *ctx)
+app_config_fail(int rc)
 {
 	char msg[640];
 
+	snprintf(msg, sizeof(msg), "JSON config %s: %s", g_opts.json_config,
+		 sl_json_config_error(g_config));
+	app_fail(rc, msg);
+}
+
+static void
+app_runtime_config_done(int rc, void *ctx)
+{
 	if (rc != 0) {
-		snprintf(msg, sizeof(msg), "JSON config %s: %s", g_opts.json_config,
-			 sl_json_config_error(g_config));
-		app_fail(rc, msg);
+		app_config_fail(rc);
 		return;
 	}
 	g_state = APP_RUNNING;
@@ -205,12 +212,8 @@ sl_app_start_init(void (*cb)(int rc, void *ctx), void *ctx)
 static void
 app_startup_config_done(int rc, void *ctx)
 {
-	char msg[640];
-
 	if (rc != 0) {
-		snprintf(msg, sizeof(msg), "JSON config %s: %s", g_opts.json_config,
-			 sl_json_config_error(g_config));
-		app_fail(rc, msg);
+		app_config_fail(rc);
 		return;
 	}
 	if (g_stop_pending) {
