@@ -158,6 +158,60 @@ struct sl_nvme_ctrlr *sl_nvme_connect(const struct sl_nvme_transport_id *trid,
  */
 int sl_nvme_detach(struct sl_nvme_ctrlr *ctrlr);
 
+/* --- Processes sharing a controller (the ledger) --------------------------------------- */
+
+/*
+ * Processes started with the same shm id (sl_env_opts.shm_id) share a PCIe controller:
+ * the first to connect initialises it (the primary of the controller), later ones
+ * attach to its state in shared memory and allocate their own I/O qpairs from its
+ * pool of queue IDs. The ledger records, per attached process, its pid and start time
+ * (an identity that survives pid reuse), its references, its queue IDs and its admin
+ * commands in flight. Every connect, detach and sl_nvme_ctrlr_process_admin_completions()
+ * (at most every SL_NVME_REAP_INTERVAL_MS) reaps the entries of dead processes: their
+ * queues are deleted on the controller, their queue IDs and memory returned, their admin
+ * commands dropped without callbacks.
+ */
+#define SL_NVME_LEDGER_MAX_PROCS 32
+#define SL_NVME_REAP_INTERVAL_MS 250
+
+struct sl_nvme_ledger_proc {
+	int pid;
+	/** Start time in clock ticks since boot (/proc/<pid>/stat field 22). */
+	uint64_t start_time;
+	/** The process that initialised (or adopted) the controller. */
+	bool primary;
+	/** This entry is the calling process. */
+	bool self;
+	/** Connects not yet matched by a detach. */
+	uint32_t refs;
+	/** Admin commands submitted and not yet completed. */
+	uint32_t admin_outstanding;
+	uint32_t num_qids;
+	uint16_t qids[64];
+};
+
+struct sl_nvme_ledger_info {
+	uint32_t num_procs;
+	struct sl_nvme_ledger_proc procs[SL_NVME_LEDGER_MAX_PROCS];
+	/** I/O queue IDs in use, and the controller's total. */
+	uint32_t queues_in_use;
+	uint32_t queues_total;
+	/** Processes reaped (by anyone) since the controller was initialised. */
+	uint64_t reaped;
+	/** Times the controller lock was recovered from a dead holder. */
+	uint64_t lock_recoveries;
+	/** Whether the controller state lives in shared memory (shm id given). */
+	bool shared;
+};
+
+/** Snapshot the ledger (reaping first). eturn 0 or -errno. */
+int sl_nvme_ctrlr_get_ledger(struct sl_nvme_ctrlr *ctrlr, struct sl_nvme_ledger_info *info);
+/** Reap dead processes now. eturn how many were reaped, or -errno. */
+int sl_nvme_ctrlr_reap(struct sl_nvme_ctrlr *ctrlr);
+/** Test hook: take the controller lock and keep it for ms milliseconds (so that a test
+ * can kill the process while it holds the lock). */
+void sl_nvme_ctrlr_hold_lock(struct sl_nvme_ctrlr *ctrlr, uint32_t ms);
+
 /* --- Controller --------------------------------------------------------------------- */
 
 const struct sl_nvme_ctrlr_data *sl_nvme_ctrlr_get_data(const struct sl_nvme_ctrlr *ctrlr);
