@@ -66,16 +66,34 @@ nvme_ctrlr_get_cc(struct sl_nvme_ctrlr *ctrlr)
 	return cc;
 }
 
+/*
+ * The controller lock lives in shared memory and is robust: a process that dies
+ * holding it hands the next taker EOWNERDEAD, and the state it protects is repaired
+ * (nvme_ledger_recover) before the lock is marked consistent again.
+ */
 void
 nvme_ctrlr_lock(struct sl_nvme_ctrlr *ctrlr)
 {
-	pthread_mutex_lock(&ctrlr->lock);
+	int rc = pthread_mutex_lock(&ctrlr->shared->lock);
+
+	if (sl_unlikely(rc == EOWNERDEAD)) {
+		nvme_ledger_recover(ctrlr);
+		pthread_mutex_consistent(&ctrlr->shared->lock);
+	} else if (sl_unlikely(rc != 0)) {
+		/* ENOTRECOVERABLE: only if a recovery itself died; nothing safe is left. */
+		SL_ERRLOG("%s: controller lock: %s\n", ctrlr->shared->trid.traddr, strerror(rc));
+		abort();
+	}
+	if (ctrlr->lock_depth++ == 0) {
+		nvme_ledger_sync_in(ctrlr);
+	}
 }
 
 void
 nvme_ctrlr_unlock(struct sl_nvme_ctrlr *ctrlr)
 {
-	pthread_mutex_unlock(&ctrlr->lock);
+	ctrlr->lock_depth--;
+	pthread_mutex_unlock(&ctrlr->shared->lock);
 }
 
 static void
@@ -112,55 +130,64 @@ sl_nvme_ctrlr_get_default_opts(struct sl_nvme_ctrlr_opts *opts)
 	};
 }
 
+/*
+ * A controller object of this process: its shared state is new (this process is the
+ * controller's primary and initialises it from NVME_CTRLR_STATE_INIT) or found (it
+ * joins from NVME_CTRLR_STATE_ATTACH_SHARED).
+ */
 struct sl_nvme_ctrlr *
 nvme_ctrlr_construct(const struct sl_nvme_transport_id *trid, const struct sl_nvme_ctrlr_opts *opts,
 		     const struct nvme_reg_ops *ops, void *reg_ctx)
 {
 	struct sl_nvme_ctrlr *ctrlr = calloc(1, sizeof(*ctrlr));
-	pthread_mutexattr_t attr;
+	bool primary = false;
+	int rc;
 
 	if (ctrlr == NULL) {
 		return NULL;
 	}
-	/* DMA memory today; the ledger will put it in a named shared region. */
-	ctrlr->shared = sl_dma_zmalloc(sizeof(*ctrlr->shared), NVME_HOST_PAGE_SIZE, NULL);
-	ctrlr->ns_list_buf = sl_dma_zmalloc(NVME_HOST_PAGE_SIZE, NVME_HOST_PAGE_SIZE, NULL);
-	ctrlr->id_desc_buf = sl_dma_zmalloc(NVME_HOST_PAGE_SIZE, NVME_HOST_PAGE_SIZE, NULL);
-	ctrlr->aer_log_buf = sl_dma_zmalloc(NVME_HOST_PAGE_SIZE, NVME_HOST_PAGE_SIZE, NULL);
-	ctrlr->dbbuf_db =
-		sl_dma_zmalloc(NVME_HOST_PAGE_SIZE, NVME_HOST_PAGE_SIZE, &ctrlr->dbbuf_db_iova);
-	ctrlr->dbbuf_ei =
-		sl_dma_zmalloc(NVME_HOST_PAGE_SIZE, NVME_HOST_PAGE_SIZE, &ctrlr->dbbuf_ei_iova);
-	if (ctrlr->shared == NULL || ctrlr->ns_list_buf == NULL || ctrlr->id_desc_buf == NULL ||
-	    ctrlr->aer_log_buf == NULL || ctrlr->dbbuf_db == NULL || ctrlr->dbbuf_ei == NULL) {
-		nvme_ctrlr_destruct(ctrlr);
-		return NULL;
-	}
-	ctrlr->shared->trid = *trid;
-	if (opts != NULL) {
-		ctrlr->shared->opts = *opts;
-	} else {
-		sl_nvme_ctrlr_get_default_opts(&ctrlr->shared->opts);
-	}
-	ctrlr->shared->page_size = NVME_HOST_PAGE_SIZE;
-	/* Queue ID 0 is the admin queue. */
-	ctrlr->shared->qid_bitmap[0] = 1;
-	pthread_mutexattr_init(&attr);
-	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-	pthread_mutex_init(&ctrlr->lock, &attr);
-	pthread_mutexattr_destroy(&attr);
 	TAILQ_INIT(&ctrlr->io_qpairs);
 	ctrlr->reg_ops = ops;
 	ctrlr->reg_ctx = reg_ctx;
-	ctrlr->state = NVME_CTRLR_STATE_INIT;
+	ctrlr->refs = 1;
+	ctrlr->ns_list_buf = sl_dma_zmalloc(NVME_HOST_PAGE_SIZE, NVME_HOST_PAGE_SIZE, NULL);
+	ctrlr->id_desc_buf = sl_dma_zmalloc(NVME_HOST_PAGE_SIZE, NVME_HOST_PAGE_SIZE, NULL);
+	ctrlr->aer_log_buf = sl_dma_zmalloc(NVME_HOST_PAGE_SIZE, NVME_HOST_PAGE_SIZE, NULL);
+	if (ctrlr->ns_list_buf == NULL || ctrlr->id_desc_buf == NULL ||
+	    ctrlr->aer_log_buf == NULL) {
+		nvme_ctrlr_destruct(ctrlr);
+		errno = ENOMEM;
+		return NULL;
+	}
+	rc = nvme_ledger_attach(ctrlr, trid, opts, &primary);
+	if (rc != 0) {
+		nvme_ctrlr_destruct(ctrlr);
+		errno = -rc;
+		return NULL;
+	}
+	ctrlr->dbbuf_db = ctrlr->shared->dbbuf_db;
+	ctrlr->dbbuf_ei = ctrlr->shared->dbbuf_ei;
+	ctrlr->dbbuf_db_iova = ctrlr->shared->dbbuf_db_iova;
+	ctrlr->dbbuf_ei_iova = ctrlr->shared->dbbuf_ei_iova;
+	ctrlr->seen_reset_gen = atomic_load(&ctrlr->shared->reset_gen);
+	ctrlr->state = primary ? NVME_CTRLR_STATE_INIT : NVME_CTRLR_STATE_ATTACH_SHARED;
 	return ctrlr;
 }
 
 void
 nvme_ctrlr_destruct(struct sl_nvme_ctrlr *ctrlr)
 {
+	bool others = false;
+
 	if (ctrlr == NULL) {
 		return;
+	}
+	if (ctrlr->shared != NULL) {
+		others = nvme_ledger_detach(ctrlr);
+		if (!others && ctrlr->state != NVME_CTRLR_STATE_READY &&
+		    atomic_load(&ctrlr->shared->init_state) == NVME_SHARED_INITIALISING) {
+			atomic_store(&ctrlr->shared->init_state, NVME_SHARED_FAILED);
+		}
 	}
 	nvme_qpair_destruct(ctrlr->adminq);
 	nvme_pcie_ctrlr_detach(ctrlr);
@@ -170,37 +197,11 @@ nvme_ctrlr_destruct(struct sl_nvme_ctrlr *ctrlr)
 	sl_dma_free(ctrlr->ns_list_buf);
 	sl_dma_free(ctrlr->id_desc_buf);
 	sl_dma_free(ctrlr->aer_log_buf);
-	sl_dma_free(ctrlr->dbbuf_db);
-	sl_dma_free(ctrlr->dbbuf_ei);
-	sl_dma_free(ctrlr->shared);
-	if (ctrlr->reg_ops != NULL) {
-		pthread_mutex_destroy(&ctrlr->lock);
+	if (ctrlr->shared != NULL && !others) {
+		/* The last process out frees what all shared. */
+		nvme_ledger_free_shared(ctrlr);
 	}
 	free(ctrlr);
-}
-
-/* --- Queue IDs ------------------------------------------------------------------------- */
-
-int
-nvme_ctrlr_alloc_qid(struct sl_nvme_ctrlr *ctrlr)
-{
-	uint64_t *map = ctrlr->shared->qid_bitmap;
-	uint32_t qid;
-
-	for (qid = 1; qid <= ctrlr->shared->num_io_queues && qid <= NVME_MAX_IO_QUEUES; qid++) {
-		if (!(map[qid / 64] & (1ull << (qid % 64)))) {
-			map[qid / 64] |= 1ull << (qid % 64);
-			return (int)qid;
-		}
-	}
-	return -EBUSY;
-}
-
-void
-nvme_ctrlr_free_qid(struct sl_nvme_ctrlr *ctrlr, uint16_t qid)
-{
-	assert(qid != 0 && qid <= NVME_MAX_IO_QUEUES);
-	ctrlr->shared->qid_bitmap[qid / 64] &= ~(1ull << (qid % 64));
 }
 
 /* --- The init state machine ------------------------------------------------------------ */
@@ -210,6 +211,7 @@ nvme_ctrlr_state_str(enum nvme_ctrlr_state state)
 {
 	static const char *const names[] = {
 		[NVME_CTRLR_STATE_INIT] = "init",
+		[NVME_CTRLR_STATE_ATTACH_SHARED] = "attach to the shared controller",
 		[NVME_CTRLR_STATE_DISABLE_WAIT_FOR_READY_1] = "disable and wait for CSTS.RDY = 1",
 		[NVME_CTRLR_STATE_DISABLE] = "disable (CC.EN = 0)",
 		[NVME_CTRLR_STATE_DISABLE_WAIT_FOR_READY_0] = "wait for CSTS.RDY = 0",
@@ -528,7 +530,7 @@ nvme_ctrlr_set_num_queues_done(struct sl_nvme_ctrlr *ctrlr)
 	s->num_io_queues = SL_MIN(want, SL_MIN(nsqa, ncqa));
 	nvme_ctrlr_set_state(ctrlr, NVME_CTRLR_STATE_DBBUF_CONFIG, 0);
 	ctrlr->init_ns_list_start = 0;
-	s->num_active_ns = 0;
+	ctrlr->num_active_ns = 0;
 	return 0;
 }
 
@@ -560,6 +562,7 @@ nvme_ctrlr_dbbuf_config_done(struct sl_nvme_ctrlr *ctrlr)
 {
 	/* Optional: without it, every doorbell is a register write. */
 	ctrlr->dbbuf_enabled = !ctrlr->init_cmd_failed;
+	ctrlr->shared->dbbuf_enabled = ctrlr->dbbuf_enabled;
 	if (ctrlr->init_cmd_failed) {
 		SL_NOTICELOG("%s: Doorbell Buffer Config failed; using doorbell registers\n",
 			     ctrlr->shared->trid.traddr);
@@ -587,7 +590,7 @@ nvme_ctrlr_state_identify_active_ns(struct sl_nvme_ctrlr *ctrlr)
 		for (i = 0; i < s->num_ns; i++) {
 			ctrlr->active_ns[i] = i + 1;
 		}
-		s->num_active_ns = s->num_ns;
+		ctrlr->num_active_ns = s->num_ns;
 		ctrlr->init_ns_idx = 0;
 		nvme_ctrlr_set_state(ctrlr, NVME_CTRLR_STATE_IDENTIFY_NS, 0);
 		return 0;
@@ -612,12 +615,12 @@ nvme_ctrlr_identify_active_ns_done(struct sl_nvme_ctrlr *ctrlr)
 		if (nsid == 0) {
 			break;
 		}
-		if (nsid > s->num_ns || s->num_active_ns >= ctrlr->active_ns_cap) {
+		if (nsid > s->num_ns || ctrlr->num_active_ns >= ctrlr->active_ns_cap) {
 			SL_WARNLOG("%s: active namespace %u is above NN %u\n", s->trid.traddr, nsid,
 				   s->num_ns);
 			continue;
 		}
-		ctrlr->active_ns[s->num_active_ns++] = nsid;
+		ctrlr->active_ns[ctrlr->num_active_ns++] = nsid;
 	}
 	/* A full page: the list goes on after its last ID (5.15.2, CNS 02h). */
 	if (i == SL_NVME_NS_LIST_ENTRIES && nsid < s->num_ns) {
@@ -638,7 +641,7 @@ nvme_ctrlr_mark_active_ns(struct sl_nvme_ctrlr *ctrlr)
 	for (i = 0; i < ctrlr->shared->num_ns; i++) {
 		ctrlr->ns[i].active = false;
 	}
-	for (i = 0; i < ctrlr->shared->num_active_ns; i++) {
+	for (i = 0; i < ctrlr->num_active_ns; i++) {
 		ctrlr->ns[ctrlr->active_ns[i] - 1].active = true;
 	}
 }
@@ -649,7 +652,7 @@ nvme_ctrlr_state_identify_ns(struct sl_nvme_ctrlr *ctrlr)
 	struct sl_nvme_cmd cmd;
 	uint32_t nsid;
 
-	if (ctrlr->init_ns_idx >= ctrlr->shared->num_active_ns) {
+	if (ctrlr->init_ns_idx >= ctrlr->num_active_ns) {
 		nvme_ctrlr_mark_active_ns(ctrlr);
 		nvme_ctrlr_set_state(ctrlr,
 				     ctrlr->aer_log_buf && ctrlr->num_aers == 0
@@ -710,6 +713,50 @@ nvme_ctrlr_identify_id_descs_done(struct sl_nvme_ctrlr *ctrlr)
 	return 0;
 }
 
+static bool
+nvme_ctrlr_is_primary(const struct sl_nvme_ctrlr *ctrlr)
+{
+	return ctrlr->shared->slots[ctrlr->slot].primary;
+}
+
+/* The controller is usable: tell the processes waiting to join it. */
+static int
+nvme_ctrlr_init_ready(struct sl_nvme_ctrlr *ctrlr)
+{
+	nvme_ctrlr_set_state(ctrlr, NVME_CTRLR_STATE_READY, 0);
+	if (nvme_ctrlr_is_primary(ctrlr)) {
+		atomic_store(&ctrlr->shared->init_state, NVME_SHARED_READY);
+	}
+	return 0;
+}
+
+/* A process joining a controller that another initialised: the admin queue, the
+ * namespaces (into its own memory) and the shadow doorbells are all it needs. */
+static int
+nvme_ctrlr_state_attach_shared(struct sl_nvme_ctrlr *ctrlr)
+{
+	struct nvme_ctrlr_shared *s = ctrlr->shared;
+	int rc;
+
+	if (ctrlr->adminq == NULL) {
+		ctrlr->adminq =
+			nvme_qpair_construct(ctrlr, 0, s->admin.num_entries, NVME_ADMIN_REQUESTS);
+		if (ctrlr->adminq == NULL) {
+			return nvme_ctrlr_init_fail(ctrlr, -ENOMEM,
+						    "no memory for the admin queue");
+		}
+	}
+	atomic_store(&ctrlr->adminq->state, NVME_QPAIR_ENABLED);
+	rc = nvme_ctrlr_alloc_ns(ctrlr);
+	if (rc != 0) {
+		return nvme_ctrlr_init_fail(ctrlr, rc, "no memory for namespaces");
+	}
+	ctrlr->dbbuf_enabled = s->dbbuf_enabled;
+	ctrlr->init_ns_list_start = 0;
+	nvme_ctrlr_set_state(ctrlr, NVME_CTRLR_STATE_IDENTIFY_ACTIVE_NS, 0);
+	return 0;
+}
+
 static int
 nvme_ctrlr_state_configure_aer(struct sl_nvme_ctrlr *ctrlr)
 {
@@ -720,6 +767,10 @@ nvme_ctrlr_state_configure_aer(struct sl_nvme_ctrlr *ctrlr)
 		.cdw11 = SL_NVME_AER_CFG_SMART_MASK,
 	};
 
+	/* Asynchronous events are the primary's to take. */
+	if (!nvme_ctrlr_is_primary(ctrlr)) {
+		return nvme_ctrlr_init_ready(ctrlr);
+	}
 	if (oaes & SL_NVME_OAES_NS_ATTR) {
 		cmd.cdw11 |= SL_NVME_AER_CFG_NS_ATTR;
 	}
@@ -743,8 +794,7 @@ nvme_ctrlr_state_submit_aers(struct sl_nvme_ctrlr *ctrlr)
 			break;
 		}
 	}
-	nvme_ctrlr_set_state(ctrlr, NVME_CTRLR_STATE_READY, 0);
-	return 0;
+	return nvme_ctrlr_init_ready(ctrlr);
 }
 
 /* A WAIT_FOR_* state: poll the admin queue; run the step's handler once done. */
@@ -794,6 +844,8 @@ nvme_ctrlr_process_init(struct sl_nvme_ctrlr *ctrlr)
 	switch (ctrlr->state) {
 	case NVME_CTRLR_STATE_INIT:
 		return nvme_ctrlr_state_init(ctrlr);
+	case NVME_CTRLR_STATE_ATTACH_SHARED:
+		return nvme_ctrlr_state_attach_shared(ctrlr);
 	case NVME_CTRLR_STATE_DISABLE_WAIT_FOR_READY_1:
 		return nvme_ctrlr_state_wait_ready(ctrlr, 1, NVME_CTRLR_STATE_DISABLE, 0);
 	case NVME_CTRLR_STATE_DISABLE:
@@ -1133,6 +1185,8 @@ sl_nvme_ctrlr_alloc_io_qpair(struct sl_nvme_ctrlr *ctrlr, const struct sl_nvme_i
 		return NULL;
 	}
 	qpair->delay_sq_doorbell = o.delay_sq_doorbell;
+	/* Should this process die, a reaper deletes the queues and frees this memory. */
+	nvme_ledger_qid_set_memory(ctrlr, (uint16_t)qid, qpair->sq, qpair->cq, qpair->tr);
 	TAILQ_INSERT_TAIL(&ctrlr->io_qpairs, qpair, link);
 	rc = nvme_ctrlr_create_io_queues(ctrlr, qpair);
 	if (rc != 0) {
@@ -1260,7 +1314,7 @@ nvme_ctrlr_refresh_ns(struct sl_nvme_ctrlr *ctrlr)
 
 	nvme_ctrlr_clear_flag(ctrlr, NVME_CTRLR_NS_CHANGED);
 	ctrlr->init_ns_list_start = 0;
-	ctrlr->shared->num_active_ns = 0;
+	ctrlr->num_active_ns = 0;
 	nvme_ctrlr_set_state(ctrlr, NVME_CTRLR_STATE_IDENTIFY_ACTIVE_NS, 0);
 	rc = nvme_ctrlr_init_sync(ctrlr);
 	if (rc != 0) {
@@ -1362,6 +1416,7 @@ sl_nvme_ctrlr_reset(struct sl_nvme_ctrlr *ctrlr)
 	}
 	nvme_ctrlr_set_state(ctrlr, NVME_CTRLR_STATE_INIT, 0);
 	rc = nvme_ctrlr_init_sync(ctrlr);
+	ctrlr->seen_reset_gen = atomic_load(&ctrlr->shared->reset_gen);
 	nvme_ctrlr_clear_flag(ctrlr, NVME_CTRLR_RESETTING);
 	if (rc != 0) {
 		SL_ERRLOG("%s: reset failed: %s; the controller is failed\n",
@@ -1393,6 +1448,50 @@ nvme_ctrlr_health_check(struct sl_nvme_ctrlr *ctrlr)
 	}
 }
 
+/*
+ * Another process reset the controller: every queue of ours is gone from it, and so
+ * are our admin commands. The I/O qpairs re-create their queues on their next poll.
+ */
+static void
+nvme_ctrlr_check_foreign_reset(struct sl_nvme_ctrlr *ctrlr)
+{
+	uint64_t gen = atomic_load(&ctrlr->shared->reset_gen);
+
+	if (gen == ctrlr->seen_reset_gen ||
+	    (nvme_ctrlr_flags(ctrlr) & (NVME_CTRLR_RESETTING | NVME_CTRLR_FAILED))) {
+		return;
+	}
+	ctrlr->seen_reset_gen = gen;
+	SL_NOTICELOG("%s: the controller was reset by another process: re-creating our "
+		     "queues\n",
+		     ctrlr->shared->trid.traddr);
+	nvme_ctrlr_disconnect_qpairs(ctrlr);
+	atomic_store(&ctrlr->adminq->state, NVME_QPAIR_ENABLED);
+	if (nvme_ctrlr_is_primary(ctrlr)) {
+		ctrlr->adopted = true;
+	}
+}
+
+/* Reap dead processes every SL_NVME_REAP_INTERVAL_MS; take up the AERs if this
+ * process became the primary. */
+static void
+nvme_ctrlr_ledger_poll(struct sl_nvme_ctrlr *ctrlr)
+{
+	uint32_t n;
+
+	nvme_ctrlr_check_foreign_reset(ctrlr);
+	if (sl_get_ticks() >= ctrlr->next_reap) {
+		nvme_ledger_reap(ctrlr);
+	}
+	if (ctrlr->adopted && ctrlr->state == NVME_CTRLR_STATE_READY) {
+		ctrlr->adopted = false;
+		n = SL_MIN(ctrlr->shared->opts.aer_count, ctrlr->shared->cdata.aerl + 1u);
+		n = SL_MIN(n, NVME_MAX_AERS);
+		while (ctrlr->num_aers < n && nvme_ctrlr_submit_aer(ctrlr) == 0) {
+		}
+	}
+}
+
 int32_t
 sl_nvme_ctrlr_process_admin_completions(struct sl_nvme_ctrlr *ctrlr)
 {
@@ -1404,6 +1503,7 @@ sl_nvme_ctrlr_process_admin_completions(struct sl_nvme_ctrlr *ctrlr)
 		return -ENXIO;
 	}
 	n = nvme_qpair_process_completions(ctrlr->adminq, 0);
+	nvme_ctrlr_ledger_poll(ctrlr);
 	nvme_ctrlr_health_check(ctrlr);
 	if (nvme_ctrlr_flags(ctrlr) & NVME_CTRLR_RESET_REQUESTED) {
 		sl_nvme_ctrlr_reset(ctrlr);
@@ -1503,7 +1603,7 @@ sl_nvme_ctrlr_get_num_ns(const struct sl_nvme_ctrlr *ctrlr)
 uint32_t
 sl_nvme_ctrlr_get_first_active_ns(const struct sl_nvme_ctrlr *ctrlr)
 {
-	return ctrlr->shared->num_active_ns ? ctrlr->active_ns[0] : 0;
+	return ctrlr->num_active_ns ? ctrlr->active_ns[0] : 0;
 }
 
 uint32_t
@@ -1511,7 +1611,7 @@ sl_nvme_ctrlr_get_next_active_ns(const struct sl_nvme_ctrlr *ctrlr, uint32_t pre
 {
 	uint32_t i;
 
-	for (i = 0; i < ctrlr->shared->num_active_ns; i++) {
+	for (i = 0; i < ctrlr->num_active_ns; i++) {
 		if (ctrlr->active_ns[i] > prev) {
 			return ctrlr->active_ns[i];
 		}
@@ -1536,6 +1636,51 @@ sl_nvme_ctrlr_get_ns(struct sl_nvme_ctrlr *ctrlr, uint32_t nsid)
 
 /* --- Connect, detach ---------------------------------------------------------------------- */
 
+/* Controllers this process has connected: a second connect to one takes a reference
+ * (one ledger slot and one command ID range per process and controller). */
+static TAILQ_HEAD(, sl_nvme_ctrlr) g_nvme_ctrlrs = TAILQ_HEAD_INITIALIZER(g_nvme_ctrlrs);
+static pthread_mutex_t g_nvme_ctrlrs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void
+nvme_ctrlr_register(struct sl_nvme_ctrlr *ctrlr)
+{
+	pthread_mutex_lock(&g_nvme_ctrlrs_lock);
+	TAILQ_INSERT_TAIL(&g_nvme_ctrlrs, ctrlr, registry_link);
+	ctrlr->registered = true;
+	pthread_mutex_unlock(&g_nvme_ctrlrs_lock);
+	nvme_ledger_reap(ctrlr);
+}
+
+static void
+nvme_ctrlr_unregister(struct sl_nvme_ctrlr *ctrlr)
+{
+	pthread_mutex_lock(&g_nvme_ctrlrs_lock);
+	if (ctrlr->registered) {
+		TAILQ_REMOVE(&g_nvme_ctrlrs, ctrlr, registry_link);
+		ctrlr->registered = false;
+	}
+	pthread_mutex_unlock(&g_nvme_ctrlrs_lock);
+}
+
+static struct sl_nvme_ctrlr *
+nvme_ctrlr_find_registered(const struct sl_nvme_transport_id *trid)
+{
+	struct sl_nvme_ctrlr *ctrlr;
+
+	pthread_mutex_lock(&g_nvme_ctrlrs_lock);
+	TAILQ_FOREACH (ctrlr, &g_nvme_ctrlrs, registry_link) {
+		if (sl_nvme_transport_id_compare(&ctrlr->shared->trid, trid) == 0) {
+			ctrlr->refs++;
+			nvme_ctrlr_lock(ctrlr);
+			ctrlr->shared->slots[ctrlr->slot].refs = ctrlr->refs;
+			nvme_ctrlr_unlock(ctrlr);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&g_nvme_ctrlrs_lock);
+	return ctrlr;
+}
+
 struct sl_nvme_ctrlr *
 sl_nvme_connect(const struct sl_nvme_transport_id *trid, const struct sl_nvme_ctrlr_opts *opts)
 {
@@ -1546,9 +1691,12 @@ sl_nvme_connect(const struct sl_nvme_transport_id *trid, const struct sl_nvme_ct
 		errno = ENOTSUP;
 		return NULL;
 	}
+	ctrlr = nvme_ctrlr_find_registered(trid);
+	if (ctrlr != NULL) {
+		return ctrlr;
+	}
 	ctrlr = nvme_ctrlr_construct(trid, opts, &g_nvme_pcie_reg_ops, NULL);
 	if (ctrlr == NULL) {
-		errno = ENOMEM;
 		return NULL;
 	}
 	rc = nvme_pcie_ctrlr_attach(ctrlr);
@@ -1560,6 +1708,7 @@ sl_nvme_connect(const struct sl_nvme_transport_id *trid, const struct sl_nvme_ct
 		errno = -rc;
 		return NULL;
 	}
+	nvme_ctrlr_register(ctrlr);
 	return ctrlr;
 }
 
@@ -1602,6 +1751,17 @@ sl_nvme_detach(struct sl_nvme_ctrlr *ctrlr)
 	if (ctrlr == NULL) {
 		return 0;
 	}
+	pthread_mutex_lock(&g_nvme_ctrlrs_lock);
+	if (ctrlr->refs > 1) {
+		ctrlr->refs--;
+		pthread_mutex_unlock(&g_nvme_ctrlrs_lock);
+		nvme_ctrlr_lock(ctrlr);
+		ctrlr->shared->slots[ctrlr->slot].refs = ctrlr->refs;
+		nvme_ctrlr_unlock(ctrlr);
+		return 0;
+	}
+	pthread_mutex_unlock(&g_nvme_ctrlrs_lock);
+	nvme_ctrlr_unregister(ctrlr);
 	while ((qpair = TAILQ_FIRST(&ctrlr->io_qpairs)) != NULL) {
 		SL_WARNLOG("%s: detach frees I/O qpair %u still allocated\n",
 			   ctrlr->shared->trid.traddr, qpair->id);
@@ -1614,8 +1774,9 @@ sl_nvme_detach(struct sl_nvme_ctrlr *ctrlr)
 		nvme_qpair_fail_all(ctrlr->adminq, SL_NVME_SCT_GENERIC,
 				    SL_NVME_SC_ABORTED_SQ_DELETION, true, false);
 	}
+	/* Others still use the controller: leave it running for them. */
 	if (!(nvme_ctrlr_flags(ctrlr) & NVME_CTRLR_REMOVED) &&
-	    ctrlr->state != NVME_CTRLR_STATE_INIT) {
+	    ctrlr->state != NVME_CTRLR_STATE_INIT && !nvme_ledger_others_alive(ctrlr)) {
 		rc = nvme_ctrlr_shutdown(ctrlr);
 	}
 	nvme_ctrlr_unlock(ctrlr);

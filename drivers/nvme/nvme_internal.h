@@ -29,7 +29,6 @@
 #define NVME_MAX_SGL_DESCRIPTORS   (NVME_TRACKER_LIST_BYTES / 16)
 #define NVME_HOST_PAGE_SIZE        4096u
 #define NVME_MAX_IO_QUEUES         1023u
-#define NVME_QID_BITMAP_WORDS      ((NVME_MAX_IO_QUEUES + 1 + 63) / 64)
 #define NVME_ADMIN_QUEUE_SIZE      32u
 #define NVME_ADMIN_REQUESTS        64u
 #define NVME_DEFAULT_IO_QUEUE_SIZE 256u
@@ -127,6 +126,11 @@ struct sl_nvme_qpair {
 	volatile uint32_t *cq_shadow;
 	volatile uint32_t *cq_eventidx;
 	struct nvme_iova_cache iova_cache;
+	/* Admin queue only: the shared positions and this process's ledger slot. */
+	struct nvme_admin_shared *admin_sh;
+	struct nvme_ledger_slot *ledger_slot;
+	uint16_t cid_base; /* cid of tr[0] */
+	uint16_t num_trackers;
 	struct sl_nvme_qpair_stats stats;
 	_Atomic int state;
 	/* Controller reset generation this qpair's queues were created in. */
@@ -156,6 +160,8 @@ struct nvme_reg_ops {
 
 enum nvme_ctrlr_state {
 	NVME_CTRLR_STATE_INIT = 0,
+	/* A process joining a controller another one initialised. */
+	NVME_CTRLR_STATE_ATTACH_SHARED,
 	NVME_CTRLR_STATE_DISABLE_WAIT_FOR_READY_1,
 	NVME_CTRLR_STATE_DISABLE,
 	NVME_CTRLR_STATE_DISABLE_WAIT_FOR_READY_0,
@@ -188,12 +194,90 @@ enum nvme_ctrlr_state {
 #define NVME_CTRLR_RESET_REQUESTED (1u << 3)
 #define NVME_CTRLR_NS_CHANGED      (1u << 4)
 
+/* --- The ledger (nvme_ledger.c): processes sharing one controller ---------------------- */
+
+/* Admin commands carry cid = slot * NVME_ADMIN_CIDS_PER_SLOT + tracker index, so a
+ * completion names the process that owns it. */
+#define NVME_LEDGER_SLOTS        SL_NVME_LEDGER_MAX_PROCS
+#define NVME_ADMIN_CIDS_PER_SLOT 32u
+#define NVME_SHM_MAGIC           0x534c4e564d454c31ull /* "SLNVMEL1" */
+
+enum nvme_slot_state {
+	NVME_SLOT_FREE = 0,
+	NVME_SLOT_ACTIVE,
+	/* Reaped, but admin commands it submitted are still on the controller: the slot
+	 * (and its command IDs) is reused only once their completions have been dropped. */
+	NVME_SLOT_DRAINING,
+};
+
+struct nvme_ledger_slot {
+	uint32_t state; /* enum nvme_slot_state */
+	int32_t pid;
+	uint64_t start_time;
+	uint32_t refs;
+	bool primary;
+	/* Admin commands placed on the SQ and whose completion nobody consumed yet. */
+	uint32_t admin_outstanding;
+	/* Completions reaped by another process for this one: a ring of cids' entries,
+	 * large enough for every command the slot can have outstanding. */
+	uint32_t parked_head;
+	uint32_t parked_tail;
+	struct sl_nvme_cpl parked[NVME_ADMIN_CIDS_PER_SLOT];
+	/* vfio device fd number in that process (for pidfd_getfd by an adopter). */
+	int32_t vfio_fd;
+};
+
+/* One I/O queue ID: who holds it, and the DMA memory its queues live in, so that a
+ * reaper can free them once the queues are deleted on the controller. */
+struct nvme_qid_rec {
+	uint8_t owner; /* slot + 1; 0 = free */
+	uint8_t rsvd[7];
+	void *sq;
+	void *cq;
+	void *tr;
+};
+
+/* The admin queue's positions, written through by whoever holds the controller lock,
+ * so that a holder that dies leaves them exact (see nvme_ledger_recover). */
+struct nvme_admin_shared {
+	struct sl_nvme_cmd *sq;
+	struct sl_nvme_cpl *cq;
+	uint64_t sq_iova;
+	uint64_t cq_iova;
+	uint16_t num_entries;
+	uint16_t sq_tail;      /* next free SQ slot (entries before it are complete) */
+	uint16_t last_sq_tail; /* last value written to the SQ doorbell */
+	uint16_t cq_head;
+	uint8_t phase;
+	uint32_t inflight; /* commands on the SQ not yet consumed from the CQ */
+};
+
+enum nvme_shared_state {
+	NVME_SHARED_INITIALISING = 0,
+	NVME_SHARED_READY,
+	NVME_SHARED_FAILED,
+};
+
 /*
- * The part of a controller that other processes will see: no pointers, only values,
- * so that it can move into a named shared-memory region for the multi-process ledger.
- * Queue IDs come from qid_bitmap so that processes can share the ID space.
+ * The part of a controller that every process sharing it sees: in a memzone named
+ * after the PCI address when processes share memory (shm id), else private DMA memory.
+ * Pointers in it point into DPDK memory, which every process of a shm group maps at
+ * the same address. Protected by lock (robust, process-shared, recursive).
  */
 struct nvme_ctrlr_shared {
+	uint64_t magic;
+	pthread_mutex_t lock;
+	_Atomic uint32_t init_state; /* enum nvme_shared_state */
+	uint64_t lock_recoveries;
+	uint64_t reaped;
+	struct nvme_admin_shared admin;
+	struct nvme_ledger_slot slots[NVME_LEDGER_SLOTS];
+	struct nvme_qid_rec qids[NVME_MAX_IO_QUEUES + 1];
+	uint32_t *dbbuf_db;
+	uint32_t *dbbuf_ei;
+	uint64_t dbbuf_db_iova;
+	uint64_t dbbuf_ei_iova;
+	bool dbbuf_enabled;
 	struct sl_nvme_transport_id trid;
 	struct sl_nvme_ctrlr_opts opts;
 	struct sl_pci_id pci_id;
@@ -204,10 +288,8 @@ struct nvme_ctrlr_shared {
 	uint32_t max_xfer_size;
 	uint32_t num_io_queues;
 	uint32_t num_ns;
-	uint32_t num_active_ns;
 	_Atomic uint32_t flags;
 	_Atomic uint64_t reset_gen;
-	uint64_t qid_bitmap[NVME_QID_BITMAP_WORDS]; /* bit set: queue ID in use */
 	struct sl_nvme_ctrlr_data cdata;
 };
 
@@ -235,16 +317,30 @@ struct sl_nvme_ctrlr {
 	uint64_t bar_size;
 	struct sl_pci_device *pdev;
 	struct sl_nvme_qpair *adminq;
-	pthread_mutex_t lock; /* recursive: admin queue, qpair list, namespaces */
+	/* This process's ledger slot; shared->lock depth held by this process. */
+	int slot;
+	uint32_t lock_depth;
+	/* Process-local references (sl_nvme_connect of an attached controller). */
+	uint32_t refs;
+	bool shm;           /* shared lives in a memzone */
+	char shm_name[32];  /* its name */
+	uint64_t next_reap; /* ticks */
+	uint64_t seen_reset_gen;
+	/* This process became the primary by reaping the old one: it owes the AERs. */
+	bool adopted;
+	bool registered;
+	TAILQ_ENTRY(sl_nvme_ctrlr) registry_link;
 	TAILQ_HEAD(, sl_nvme_qpair) io_qpairs;
 	struct sl_nvme_ns *ns;          /* [num_ns], index nsid - 1 */
 	struct sl_nvme_ns_data *nsdata; /* DMA, [num_ns] */
 	uint32_t *active_ns;            /* sorted active namespace IDs */
+	uint32_t num_active_ns;
 	uint32_t active_ns_cap;
 	uint32_t *ns_list_buf; /* DMA page for Identify active namespace list */
 	void *id_desc_buf;     /* DMA page for the descriptor list */
 	void *aer_log_buf;     /* DMA page for the log an AER points at */
-	/* Shadow doorbells (NVMe 1.3, 5.7): one page each, laid out as the doorbells. */
+	/* Shadow doorbells (NVMe 1.3, 5.7): one page each, laid out as the doorbells;
+	 * copies of shared's (the pages are shared by every process). */
 	uint32_t *dbbuf_db;
 	uint32_t *dbbuf_ei;
 	uint64_t dbbuf_db_iova;
@@ -290,6 +386,8 @@ int nvme_ctrlr_submit_admin(struct sl_nvme_ctrlr *ctrlr, const struct sl_nvme_cm
 void nvme_ctrlr_request_reset(struct sl_nvme_ctrlr *ctrlr, const char *why);
 bool nvme_ctrlr_check_present(struct sl_nvme_ctrlr *ctrlr);
 void nvme_ctrlr_lock(struct sl_nvme_ctrlr *ctrlr);
+/* Add to the process's connected controllers (after initialisation). */
+void nvme_ctrlr_register(struct sl_nvme_ctrlr *ctrlr);
 void nvme_ctrlr_unlock(struct sl_nvme_ctrlr *ctrlr);
 static inline uint32_t
 nvme_ctrlr_flags(const struct sl_nvme_ctrlr *ctrlr)
@@ -311,6 +409,32 @@ void nvme_qpair_drop_internal(struct sl_nvme_qpair *qpair);
 void nvme_qpair_ring_sq_doorbell(struct sl_nvme_qpair *qpair);
 void nvme_qpair_set_shadow_doorbells(struct sl_nvme_qpair *qpair);
 struct nvme_tracker *nvme_qpair_find_tracker(struct sl_nvme_qpair *qpair, uint16_t cid);
+/* Complete a tracker with a completion another process reaped for us. */
+void nvme_qpair_complete_parked(struct sl_nvme_qpair *qpair, struct nvme_tracker *tr,
+				const struct sl_nvme_cpl *cpl);
+
+/* --- nvme_ledger.c --- */
+/* Set up shared (new or found) and this process's slot. \return 0 or -errno. */
+int nvme_ledger_attach(struct sl_nvme_ctrlr *ctrlr, const struct sl_nvme_transport_id *trid,
+		       const struct sl_nvme_ctrlr_opts *opts, bool *primary);
+/* Give up this process's slot. \return whether other processes still hold the
+ * controller (then it must be left running). */
+bool nvme_ledger_detach(struct sl_nvme_ctrlr *ctrlr);
+void nvme_ledger_free_shared(struct sl_nvme_ctrlr *ctrlr);
+/* \return whether another live process holds a slot (call with the lock). */
+bool nvme_ledger_others_alive(struct sl_nvme_ctrlr *ctrlr);
+bool nvme_ledger_proc_alive(int pid, uint64_t start_time);
+int nvme_ledger_reap(struct sl_nvme_ctrlr *ctrlr);
+void nvme_ledger_recover(struct sl_nvme_ctrlr *ctrlr);
+void nvme_ledger_sync_in(struct sl_nvme_ctrlr *ctrlr);
+void nvme_ledger_admin_placed(struct sl_nvme_qpair *qpair);
+void nvme_ledger_admin_reset(struct sl_nvme_qpair *qpair);
+struct nvme_tracker *nvme_ledger_admin_cqe(struct sl_nvme_qpair *qpair,
+					   const struct sl_nvme_cpl *cpl);
+void nvme_ledger_admin_drain_parked(struct sl_nvme_qpair *qpair);
+void nvme_ledger_qid_set_memory(struct sl_nvme_ctrlr *ctrlr, uint16_t qid, void *sq, void *cq,
+				void *tr);
+uint32_t nvme_ledger_qids_in_use(const struct sl_nvme_ctrlr *ctrlr);
 
 /* --- nvme_pcie.c --- */
 extern const struct nvme_reg_ops g_nvme_pcie_reg_ops;

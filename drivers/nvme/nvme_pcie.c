@@ -486,6 +486,7 @@ nvme_probe_run(struct nvme_probe_ctx *ctx)
 				nvme_ctrlr_destruct(ctrlr);
 				continue;
 			}
+			nvme_ctrlr_register(ctrlr);
 			if (ctx->attach_cb != NULL) {
 				ctx->attach_cb(ctx->cb_ctx, &ctrlr->shared->trid, ctrlr,
 					       &ctrlr->shared->opts);

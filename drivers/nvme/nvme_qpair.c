@@ -27,7 +27,7 @@ nvme_qpair_doorbell(const struct sl_nvme_ctrlr *ctrlr, uint16_t qid, bool cq)
 static int
 nvme_qpair_alloc_trackers(struct sl_nvme_qpair *qpair)
 {
-	uint32_t n = qpair->num_entries - 1u;
+	uint32_t n = qpair->num_trackers;
 	uint32_t i;
 
 	qpair->tr = sl_dma_zmalloc((size_t)n * NVME_TRACKER_SIZE, NVME_TRACKER_SIZE, NULL);
@@ -37,7 +37,7 @@ nvme_qpair_alloc_trackers(struct sl_nvme_qpair *qpair)
 	for (i = 0; i < n; i++) {
 		struct nvme_tracker *tr = &qpair->tr[i];
 
-		tr->cid = (uint16_t)i;
+		tr->cid = (uint16_t)(qpair->cid_base + i);
 		tr->list_iova = qpair->ctrlr->reg_ops->vtophys(qpair->ctrlr, &tr->u, NULL);
 		if (tr->list_iova == SL_IOVA_INVALID) {
 			SL_ERRLOG("tracker memory has no IOVA\n");
@@ -88,15 +88,38 @@ nvme_qpair_construct(struct sl_nvme_ctrlr *ctrlr, uint16_t id, uint32_t num_entr
 	STAILQ_INIT(&qpair->free_req);
 	STAILQ_INIT(&qpair->queued_req);
 	atomic_init(&qpair->state, NVME_QPAIR_DISCONNECTED);
+	qpair->num_trackers = (uint16_t)(num_entries - 1u);
 	if (qpair->is_admin) {
 		qpair->timeout_ticks = (uint64_t)s->opts.admin_timeout_ms * hz / 1000;
+		qpair->num_trackers =
+			(uint16_t)SL_MIN(qpair->num_trackers, NVME_ADMIN_CIDS_PER_SLOT - 1u);
+		qpair->cid_base = (uint16_t)(ctrlr->slot * NVME_ADMIN_CIDS_PER_SLOT);
+		qpair->admin_sh = &s->admin;
+		qpair->ledger_slot = &s->slots[ctrlr->slot];
 	} else {
 		qpair->timeout_ticks = s->opts.io_timeout_us * hz / 1000000;
 	}
-	qpair->sq = sl_dma_zmalloc(num_entries * sizeof(struct sl_nvme_cmd), s->page_size,
-				   &qpair->sq_iova);
-	qpair->cq = sl_dma_zmalloc(num_entries * sizeof(struct sl_nvme_cpl), s->page_size,
-				   &qpair->cq_iova);
+	if (qpair->is_admin && s->admin.sq != NULL) {
+		/* Another process of the controller made the admin queue: share it. */
+		qpair->num_entries = s->admin.num_entries;
+		qpair->sq = s->admin.sq;
+		qpair->cq = s->admin.cq;
+		qpair->sq_iova = s->admin.sq_iova;
+		qpair->cq_iova = s->admin.cq_iova;
+	} else {
+		qpair->sq = sl_dma_zmalloc(num_entries * sizeof(struct sl_nvme_cmd), s->page_size,
+					   &qpair->sq_iova);
+		qpair->cq = sl_dma_zmalloc(num_entries * sizeof(struct sl_nvme_cpl), s->page_size,
+					   &qpair->cq_iova);
+		if (qpair->is_admin && qpair->sq != NULL && qpair->cq != NULL) {
+			s->admin.sq = qpair->sq;
+			s->admin.cq = qpair->cq;
+			s->admin.sq_iova = qpair->sq_iova;
+			s->admin.cq_iova = qpair->cq_iova;
+			s->admin.num_entries = (uint16_t)num_entries;
+			nvme_qpair_reset_queues(qpair);
+		}
+	}
 	if (qpair->sq == NULL || qpair->cq == NULL || nvme_qpair_alloc_trackers(qpair) != 0 ||
 	    nvme_qpair_alloc_requests(qpair, num_reqs) != 0) {
 		SL_ERRLOG("%s: out of memory for qpair %u (%u entries)\n", s->trid.traddr, id,
@@ -104,7 +127,11 @@ nvme_qpair_construct(struct sl_nvme_ctrlr *ctrlr, uint16_t id, uint32_t num_entr
 		nvme_qpair_destruct(qpair);
 		return NULL;
 	}
-	nvme_qpair_reset_queues(qpair);
+	if (qpair->is_admin) {
+		nvme_ledger_sync_in(ctrlr);
+	} else {
+		nvme_qpair_reset_queues(qpair);
+	}
 	nvme_qpair_set_shadow_doorbells(qpair);
 	return qpair;
 }
@@ -115,8 +142,11 @@ nvme_qpair_destruct(struct sl_nvme_qpair *qpair)
 	if (qpair == NULL) {
 		return;
 	}
-	sl_dma_free(qpair->sq);
-	sl_dma_free(qpair->cq);
+	/* The admin queue's rings are the controller's (freed with shared). */
+	if (!qpair->is_admin) {
+		sl_dma_free(qpair->sq);
+		sl_dma_free(qpair->cq);
+	}
 	sl_dma_free(qpair->tr);
 	free(qpair->reqs);
 	free(qpair);
@@ -133,6 +163,9 @@ nvme_qpair_reset_queues(struct sl_nvme_qpair *qpair)
 	qpair->phase = 1;
 	memset(qpair->sq, 0, qpair->num_entries * sizeof(struct sl_nvme_cmd));
 	memset(qpair->cq, 0, qpair->num_entries * sizeof(struct sl_nvme_cpl));
+	if (qpair->admin_sh != NULL) {
+		nvme_ledger_admin_reset(qpair);
+	}
 }
 
 struct nvme_request *
@@ -218,6 +251,9 @@ nvme_qpair_ring_sq_doorbell(struct sl_nvme_qpair *qpair)
 		qpair->stats.sq_shadow_doorbell_updates++;
 	}
 	qpair->last_sq_tail = qpair->sq_tail;
+	if (qpair->admin_sh != NULL) {
+		qpair->admin_sh->last_sq_tail = qpair->sq_tail;
+	}
 }
 
 static void
@@ -243,6 +279,9 @@ nvme_qpair_place(struct sl_nvme_qpair *qpair, struct nvme_tracker *tr)
 	tr->timed_out = 0;
 	TAILQ_INSERT_TAIL(&qpair->outstanding_tr, tr, link);
 	qpair->num_tr_busy++;
+	if (qpair->admin_sh != NULL) {
+		nvme_ledger_admin_placed(qpair);
+	}
 }
 
 /* Put a request on the controller. \return 0 or -EINVAL (payload cannot be described;
@@ -300,6 +339,13 @@ nvme_qpair_fail_request(struct sl_nvme_qpair *qpair, struct nvme_request *req, u
 	nvme_qpair_complete_request(qpair, req, &cpl);
 }
 
+/* The admin SQ is shared: other processes' commands take room in it too. */
+static inline bool
+nvme_qpair_admin_sq_full(const struct sl_nvme_qpair *qpair)
+{
+	return qpair->admin_sh != NULL && qpair->admin_sh->inflight + 1u >= qpair->num_entries;
+}
+
 /* Move queued requests onto free trackers, in order. */
 static void
 nvme_qpair_submit_queued(struct sl_nvme_qpair *qpair)
@@ -307,6 +353,7 @@ nvme_qpair_submit_queued(struct sl_nvme_qpair *qpair)
 	struct nvme_request *req;
 
 	while ((req = STAILQ_FIRST(&qpair->queued_req)) != NULL && !TAILQ_EMPTY(&qpair->free_tr) &&
+	       !nvme_qpair_admin_sq_full(qpair) &&
 	       atomic_load_explicit(&qpair->state, memory_order_relaxed) == NVME_QPAIR_ENABLED) {
 		STAILQ_REMOVE_HEAD(&qpair->queued_req, link);
 		qpair->num_queued--;
@@ -330,7 +377,7 @@ nvme_qpair_submit_request(struct sl_nvme_qpair *qpair, struct nvme_request *req)
 	/* Queue in software when the SQ is full, behind others already queued, or while
 	 * the queues are being re-created after a reset. */
 	if (sl_unlikely(state != NVME_QPAIR_ENABLED || TAILQ_EMPTY(&qpair->free_tr) ||
-			!STAILQ_EMPTY(&qpair->queued_req))) {
+			!STAILQ_EMPTY(&qpair->queued_req) || nvme_qpair_admin_sq_full(qpair))) {
 		STAILQ_INSERT_TAIL(&qpair->queued_req, req, link);
 		qpair->num_queued++;
 		qpair->stats.queued_requests++;
@@ -365,13 +412,22 @@ nvme_qpair_complete_tracker(struct sl_nvme_qpair *qpair, struct nvme_tracker *tr
 	}
 }
 
+void
+nvme_qpair_complete_parked(struct sl_nvme_qpair *qpair, struct nvme_tracker *tr,
+			   const struct sl_nvme_cpl *cpl)
+{
+	nvme_qpair_complete_tracker(qpair, tr, cpl);
+}
+
 struct nvme_tracker *
 nvme_qpair_find_tracker(struct sl_nvme_qpair *qpair, uint16_t cid)
 {
-	if (cid >= qpair->num_entries - 1u || qpair->tr[cid].req == NULL) {
+	uint16_t idx = (uint16_t)(cid - qpair->cid_base);
+
+	if (idx >= qpair->num_trackers || qpair->tr[idx].req == NULL) {
 		return NULL;
 	}
-	return &qpair->tr[cid];
+	return &qpair->tr[idx];
 }
 
 void
@@ -580,6 +636,12 @@ nvme_qpair_process_completions(struct sl_nvme_qpair *qpair, uint32_t max)
 		return 0;
 	}
 	qpair->in_completion = true;
+	if (qpair->admin_sh != NULL) {
+		nvme_ledger_admin_drain_parked(qpair);
+		if (!STAILQ_EMPTY(&qpair->queued_req)) {
+			nvme_qpair_submit_queued(qpair);
+		}
+	}
 	old_head = qpair->cq_head;
 	if (max == 0 || max > qpair->num_entries - 1u) {
 		max = qpair->num_entries - 1u;
@@ -597,7 +659,15 @@ nvme_qpair_process_completions(struct sl_nvme_qpair *qpair, uint32_t max)
 			qpair->phase ^= 1;
 		}
 		n++;
-		tr = nvme_qpair_find_tracker(qpair, cpl->cid);
+		if (qpair->admin_sh != NULL) {
+			/* Another process's completion is parked for it (or dropped). */
+			tr = nvme_ledger_admin_cqe(qpair, cpl);
+			if (tr == NULL) {
+				continue;
+			}
+		} else {
+			tr = nvme_qpair_find_tracker(qpair, cpl->cid);
+		}
 		if (sl_unlikely(tr == NULL)) {
 			SL_ERRLOG("%s: qpair %u: completion for unknown cid %u\n",
 				  qpair->ctrlr->shared->trid.traddr, qpair->id, cpl->cid);

@@ -18,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "nvme_ctrlr.c"
+#include "nvme_ledger.c"
 #include "nvme_ns.c"
 #include "nvme_pcie.c"
 #include "nvme_qpair.c"
@@ -70,6 +72,69 @@ void
 sl_dma_free(void *buf)
 {
 	free(buf);
+}
+
+/* Shared memory: one region per name, MAP_SHARED so a forked child writes what the
+ * parent sees (the robust-lock tests). g_shm_id < 0: processes are private. */
+static int g_shm_id = -1;
+static struct {
+	char name[32];
+	void *addr;
+	size_t len;
+} g_shm[4];
+
+int
+sl_env_shm_id(void)
+{
+	return g_shm_id;
+}
+
+void *
+sl_shm_lookup(const char *name, size_t *len)
+{
+	size_t i;
+
+	for (i = 0; i < SL_COUNTOF(g_shm); i++) {
+		if (g_shm[i].addr != NULL && strcmp(g_shm[i].name, name) == 0) {
+			*len = g_shm[i].len;
+			return g_shm[i].addr;
+		}
+	}
+	errno = ENOENT;
+	return NULL;
+}
+
+void *
+sl_shm_reserve(const char *name, size_t len, size_t align)
+{
+	size_t i;
+
+	for (i = 0; i < SL_COUNTOF(g_shm); i++) {
+		if (g_shm[i].addr == NULL) {
+			g_shm[i].addr = mmap(NULL, len, PROT_READ | PROT_WRITE,
+					     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+			snprintf(g_shm[i].name, sizeof(g_shm[i].name), "%s", name);
+			g_shm[i].len = len;
+			return g_shm[i].addr;
+		}
+	}
+	errno = ENOMEM;
+	return NULL;
+}
+
+int
+sl_shm_free(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < SL_COUNTOF(g_shm); i++) {
+		if (g_shm[i].addr != NULL && strcmp(g_shm[i].name, name) == 0) {
+			munmap(g_shm[i].addr, g_shm[i].len);
+			g_shm[i].addr = NULL;
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 uint64_t
