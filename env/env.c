@@ -58,6 +58,8 @@ static int g_env_shm_id = -1;
 static bool g_env_hugepages;
 static bool g_env_remove_files;
 static char g_env_prefix[32];
+/* Joined the secondaries of a primary that is gone (env_attaching). */
+static bool g_env_adopting;
 static char g_env_huge_dir[PATH_MAX];
 /* rte_eal_init() may keep pointers into argv: the strings live until fini. */
 static struct env_args g_env_args;
@@ -207,16 +209,75 @@ env_primary_state(const char *prefix)
 	return rte_eal_primary_proc_alive(path) != 0 ? ENV_PRIMARY_ALIVE : ENV_PRIMARY_GONE;
 }
 
+/*
+ * The secondaries of a group that are still running: DPDK 22.11 names each one's
+ * message socket "mp_socket_<pid>_<tsc>" in the runtime dir. \return how many live
+ * ones were found; their pids (up to max) in pids.
+ */
+static int
+env_live_secondaries(const char *prefix, int *pids, int max)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300];
+	struct dirent *de;
+	int n = 0, pid;
+	DIR *d;
+
+	env_runtime_dir(dir, sizeof(dir), prefix);
+	d = opendir(dir);
+	if (d == NULL) {
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (sscanf(de->d_name, "mp_socket_%d_", &pid) != 1 || pid <= 0) {
+			continue;
+		}
+		snprintf(path, sizeof(path), "/proc/%d", pid);
+		if (access(path, F_OK) != 0 || pid == getpid()) {
+			continue;
+		}
+		if (n < max) {
+			pids[n] = pid;
+		}
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
 /* \return whether this process will map an existing primary's memory, or -ENODEV. */
 static int
 env_attaching(const struct sl_env_opts *opts)
 {
 	enum env_primary_state state;
+	int pids[8], n, i;
+	char list[96] = "";
+	size_t off = 0;
 
 	if (opts->shm_id < 0 || opts->proc_type == SL_PROC_PRIMARY) {
 		return 0;
 	}
 	state = env_primary_state(g_env_prefix);
+	if (opts->proc_type == SL_PROC_AUTO && state == ENV_PRIMARY_GONE) {
+		/*
+		 * The primary died but its secondaries run on in its memory: a new primary
+		 * would re-create (and break) the memory they use. Join them instead: the
+		 * memory, the shared devices and their state are all still there.
+		 */
+		n = env_live_secondaries(g_env_prefix, pids, (int)SL_COUNTOF(pids));
+		if (n > 0) {
+			for (i = 0; i < n && i < (int)SL_COUNTOF(pids) && off < sizeof(list) - 12;
+			     i++) {
+				off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%d",
+							i ? ", " : "", pids[i]);
+			}
+			SL_WARNLOG("the primary process of shm id %d is gone but %d of its "
+				   "secondaries run on (pid %s%s): joining their memory as a "
+				   "secondary",
+				   opts->shm_id, n, list, n > (int)SL_COUNTOF(pids) ? ", ..." : "");
+			g_env_adopting = true;
+			return 1;
+		}
+	}
 	if (opts->proc_type == SL_PROC_AUTO) {
 		/* DPDK's auto detection takes the same lock: no live primary, we are it. */
 		return state == ENV_PRIMARY_ALIVE;
@@ -407,6 +468,9 @@ env_proc_type_arg(const struct sl_env_opts *opts)
 	if (opts->shm_id < 0 || opts->proc_type == SL_PROC_PRIMARY) {
 		return "primary";
 	}
+	if (g_env_adopting) {
+		return "secondary";
+	}
 	return opts->proc_type == SL_PROC_SECONDARY ? "secondary" : "auto";
 }
 
@@ -453,15 +517,34 @@ static const char *const g_env_log_demoted[] = {
 	"but no mounted hugetlbfs found for that size",
 };
 
-static enum sl_log_level
-env_log_level(int rte_level, const char *msg, size_t len)
+/* What the EAL says when a secondary joins a group whose primary is gone (expected:
+ * env_attaching explained it once, in its own words). */
+static const char *const g_env_log_demoted_adopting[] = {
+	"mp_socket) due to Connection refused",  "Fail to send request",
+	"Failed to request vdev from primary",   "Cannot request default VFIO container fd",
+	"VFIO support could not be initialized",
+};
+
+static bool
+env_log_matches(const char *msg, size_t len, const char *const *list, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < SL_COUNTOF(g_env_log_demoted); i++) {
-		if (memmem(msg, len, g_env_log_demoted[i], strlen(g_env_log_demoted[i])) != NULL) {
-			return SL_LOG_INFO;
+	for (i = 0; i < n; i++) {
+		if (memmem(msg, len, list[i], strlen(list[i])) != NULL) {
+			return true;
 		}
+	}
+	return false;
+}
+
+static enum sl_log_level
+env_log_level(int rte_level, const char *msg, size_t len)
+{
+	if (env_log_matches(msg, len, g_env_log_demoted, SL_COUNTOF(g_env_log_demoted)) ||
+	    (g_env_adopting && env_log_matches(msg, len, g_env_log_demoted_adopting,
+					       SL_COUNTOF(g_env_log_demoted_adopting)))) {
+		return SL_LOG_INFO;
 	}
 	if (rte_level <= (int)RTE_LOG_ERR) {
 		return SL_LOG_ERROR;

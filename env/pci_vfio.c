@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <rte_vfio.h>
@@ -45,6 +46,9 @@ struct pci_vfio_bar {
 
 struct sl_pci_device {
 	struct sl_pci_info info;
+	/* The fd was taken from another process (sl_pci_device_attach_borrowed): DPDK
+	 * knows nothing of it. */
+	bool borrowed;
 	char bdf[32];
 	char sysfs_base[PATH_MAX];
 	int fd;
@@ -81,7 +85,7 @@ pci_vfio_check(struct sl_pci_device *dev, const struct sl_pci_addr *addr)
 		SL_ERRLOG("attaching PCI function %s needs sl_env_init() first", dev->bdf);
 		return -EINVAL;
 	}
-	if (rte_vfio_is_enabled("vfio") != 1) {
+	if (!sl_pci_vfio_available()) {
 		SL_ERRLOG("cannot attach %s: vfio was not available when the environment started "
 			  "(load vfio-pci before starting: %s)",
 			  dev->bdf, ENV_VFIO_FIX);
@@ -141,24 +145,22 @@ pci_vfio_region_cap(const struct vfio_region_info *info, uint16_t id)
 	return NULL;
 }
 
-static int
-pci_vfio_open(struct sl_pci_device *dev)
+bool
+sl_pci_vfio_available(void)
 {
-	struct vfio_device_info dev_info = {.argsz = sizeof(dev_info)};
+	return env_eal_is_up() && rte_vfio_is_enabled("vfio") == 1;
+}
+
+/* Config space through the device fd (either way of getting it). */
+static int
+pci_vfio_open_regions(struct sl_pci_device *dev, const struct vfio_device_info *dev_info)
+{
 	struct vfio_region_info *cfg;
 	int rc;
 
-	rc = rte_vfio_setup_device(dev->sysfs_base, dev->bdf, &dev->fd, &dev_info);
-	if (rc != 0) {
-		dev->fd = -1;
-		SL_ERRLOG("vfio setup of %s (IOMMU group %d) failed%s: %s", dev->bdf,
-			  dev->info.iommu_group, rc > 0 ? " (not managed by vfio)" : "",
-			  ENV_VFIO_FIX);
-		return rc > 0 ? -ENODEV : -EIO;
-	}
-	if (dev_info.num_regions <= VFIO_PCI_CONFIG_REGION_INDEX) {
+	if (dev_info->num_regions <= VFIO_PCI_CONFIG_REGION_INDEX) {
 		SL_ERRLOG("%s: vfio reports %u regions, no config space", dev->bdf,
-			  dev_info.num_regions);
+			  dev_info->num_regions);
 		return -ENODEV;
 	}
 	rc = pci_vfio_region_info(dev, VFIO_PCI_CONFIG_REGION_INDEX, &cfg);
@@ -170,6 +172,23 @@ pci_vfio_open(struct sl_pci_device *dev)
 	dev->cfg_size = cfg->size;
 	free(cfg);
 	return 0;
+}
+
+static int
+pci_vfio_open(struct sl_pci_device *dev)
+{
+	struct vfio_device_info dev_info = {.argsz = sizeof(dev_info)};
+	int rc;
+
+	rc = rte_vfio_setup_device(dev->sysfs_base, dev->bdf, &dev->fd, &dev_info);
+	if (rc != 0) {
+		dev->fd = -1;
+		SL_ERRLOG("vfio setup of %s (IOMMU group %d) failed%s: %s", dev->bdf,
+			  dev->info.iommu_group, rc > 0 ? " (not managed by vfio)" : "",
+			  ENV_VFIO_FIX);
+		return rc > 0 ? -ENODEV : -EIO;
+	}
+	return pci_vfio_open_regions(dev, &dev_info);
 }
 
 struct sl_pci_device *
@@ -196,6 +215,65 @@ sl_pci_device_attach(const struct sl_pci_addr *addr)
 	return dev;
 }
 
+/*
+ * A process that joined the secondaries of a dead primary has no vfio container of its
+ * own (DPDK's secondaries get it from the primary), but the devices are open in the
+ * live processes, with the group in their container and the memory mapped: take a
+ * duplicate of a live process's device fd (pidfd_getfd(2), Linux 5.6; needs the
+ * right to ptrace it, which root has).
+ */
+struct sl_pci_device *
+sl_pci_device_attach_borrowed(const struct sl_pci_addr *addr, int pid, int fd)
+{
+	struct vfio_device_info dev_info = {.argsz = sizeof(dev_info)};
+	struct sl_pci_device *dev;
+	int pidfd, rc;
+
+	dev = calloc(1, sizeof(*dev));
+	if (dev == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	dev->fd = -1;
+	dev->borrowed = true;
+	sl_pci_addr_fmt(dev->bdf, sizeof(dev->bdf), addr);
+	rc = pci_sysfs_devices_dir(dev->sysfs_base, sizeof(dev->sysfs_base));
+	rc = rc ?: sl_pci_get_info(addr, &dev->info);
+	if (rc == 0) {
+		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (pidfd < 0) {
+			rc = -errno;
+		} else {
+			dev->fd = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+			rc = dev->fd < 0 ? -errno : 0;
+			close(pidfd);
+		}
+		if (rc != 0) {
+			SL_ERRLOG("%s: cannot take vfio device fd %d of process %d: %s", dev->bdf,
+				  fd, pid, strerror(-rc));
+		}
+	}
+	if (rc == 0 && ioctl(dev->fd, VFIO_DEVICE_GET_INFO, &dev_info) != 0) {
+		rc = -errno;
+		SL_ERRLOG("%s: fd %d of process %d is not a vfio device: %s", dev->bdf, fd, pid,
+			  strerror(-rc));
+	}
+	rc = rc ?: pci_vfio_open_regions(dev, &dev_info);
+	if (rc != 0) {
+		sl_pci_device_detach(dev);
+		errno = -rc;
+		return NULL;
+	}
+	SL_NOTICELOG("%s: using the vfio device of process %d (fd %d)", dev->bdf, pid, fd);
+	return dev;
+}
+
+int
+sl_pci_device_get_fd(const struct sl_pci_device *dev)
+{
+	return dev->fd;
+}
+
 static void
 pci_vfio_bar_unmap(struct pci_vfio_bar *bar)
 {
@@ -219,7 +297,7 @@ sl_pci_device_detach(struct sl_pci_device *dev)
 	}
 	if (dev->fd >= 0) {
 		/* DPDK drops the group from its container when its last device goes. */
-		if (!env_eal_is_up() ||
+		if (dev->borrowed || !env_eal_is_up() ||
 		    rte_vfio_release_device(dev->sysfs_base, dev->bdf, dev->fd) != 0) {
 			close(dev->fd);
 		}

@@ -435,6 +435,8 @@ void nvme_ledger_admin_drain_parked(struct sl_nvme_qpair *qpair);
 void nvme_ledger_qid_set_memory(struct sl_nvme_ctrlr *ctrlr, uint16_t qid, void *sq, void *cq,
 				void *tr);
 uint32_t nvme_ledger_qids_in_use(const struct sl_nvme_ctrlr *ctrlr);
+struct sl_pci_device *nvme_ledger_borrow_device(struct sl_nvme_ctrlr *ctrlr,
+						const struct sl_pci_addr *addr);
 
 /* --- nvme_pcie.c --- */
 extern const struct nvme_reg_ops g_nvme_pcie_reg_ops;

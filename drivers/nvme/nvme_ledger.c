@@ -527,6 +527,35 @@ nvme_ledger_recover(struct sl_nvme_ctrlr *ctrlr)
 	}
 }
 
+/* This process has no vfio container (it joined after the primary died): use the
+ * device through a live process's fd. */
+struct sl_pci_device *
+nvme_ledger_borrow_device(struct sl_nvme_ctrlr *ctrlr, const struct sl_pci_addr *addr)
+{
+	struct nvme_ctrlr_shared *s = ctrlr->shared;
+	struct sl_pci_device *dev = NULL;
+	int i;
+
+	nvme_ctrlr_lock(ctrlr);
+	for (i = 0; i < NVME_LEDGER_SLOTS && dev == NULL; i++) {
+		const struct nvme_ledger_slot *slot = &s->slots[i];
+
+		if (i == ctrlr->slot || slot->state != NVME_SLOT_ACTIVE || slot->vfio_fd < 0 ||
+		    !nvme_ledger_proc_alive(slot->pid, slot->start_time)) {
+			continue;
+		}
+		dev = sl_pci_device_attach_borrowed(addr, slot->pid, slot->vfio_fd);
+	}
+	nvme_ctrlr_unlock(ctrlr);
+	if (dev == NULL) {
+		SL_ERRLOG("%s: no vfio container in this process (its primary is gone) and no "
+			  "live process of the controller to take the device from\n",
+			  s->trid.traddr);
+		errno = ENODEV;
+	}
+	return dev;
+}
+
 /* --- Queue IDs -------------------------------------------------------------------------- */
 
 int

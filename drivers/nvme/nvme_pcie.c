@@ -56,13 +56,20 @@ nvme_pcie_ctrlr_attach(struct sl_nvme_ctrlr *ctrlr)
 		SL_ERRLOG("traddr '%s' is not a PCI address\n", ctrlr->shared->trid.traddr);
 		return -EINVAL;
 	}
-	ctrlr->pdev = sl_pci_device_attach(&addr);
+	if (ctrlr->state == NVME_CTRLR_STATE_ATTACH_SHARED && !sl_pci_vfio_available()) {
+		ctrlr->pdev = nvme_ledger_borrow_device(ctrlr, &addr);
+	} else {
+		ctrlr->pdev = sl_pci_device_attach(&addr);
+	}
 	if (ctrlr->pdev == NULL) {
 		rc = -errno;
 		SL_ERRLOG("%s: cannot attach the PCI function: %s\n", ctrlr->shared->trid.traddr,
 			  strerror(-rc));
 		return rc ? rc : -ENODEV;
 	}
+	nvme_ctrlr_lock(ctrlr);
+	ctrlr->shared->slots[ctrlr->slot].vfio_fd = sl_pci_device_get_fd(ctrlr->pdev);
+	nvme_ctrlr_unlock(ctrlr);
 	info = sl_pci_device_get_info(ctrlr->pdev);
 	ctrlr->shared->pci_id = info->id;
 	bar = sl_pci_device_map_bar(ctrlr->pdev, 0, &phys, &size);

@@ -204,9 +204,9 @@ struct sl_nvme_ledger_info {
 	bool shared;
 };
 
-/** Snapshot the ledger (reaping first). eturn 0 or -errno. */
+/** Snapshot the ledger (reaping first). \return 0 or -errno. */
 int sl_nvme_ctrlr_get_ledger(struct sl_nvme_ctrlr *ctrlr, struct sl_nvme_ledger_info *info);
-/** Reap dead processes now. eturn how many were reaped, or -errno. */
+/** Reap dead processes now. \return how many were reaped, or -errno. */
 int sl_nvme_ctrlr_reap(struct sl_nvme_ctrlr *ctrlr);
 /** Test hook: take the controller lock and keep it for ms milliseconds (so that a test
  * can kill the process while it holds the lock). */

@@ -64,6 +64,18 @@ struct sl_pci_device;
 struct sl_pci_device *sl_pci_device_attach(const struct sl_pci_addr *addr);
 /** Unmap BARs, close the vfio device. NULL is allowed. */
 void sl_pci_device_detach(struct sl_pci_device *dev);
+/** \return whether this process can attach vfio devices itself (a process that joined
+ * the secondaries of a dead primary cannot: see sl_pci_device_attach_borrowed). */
+bool sl_pci_vfio_available(void);
+/**
+ * Attach a function through a duplicate of vfio device fd `fd` of live process `pid`
+ * (pidfd_getfd(2)): for processes without a vfio container of their own.
+ * \return the device or NULL with errno set.
+ */
+struct sl_pci_device *sl_pci_device_attach_borrowed(const struct sl_pci_addr *addr, int pid,
+						    int fd);
+/** \return the vfio device fd (for others to borrow). */
+int sl_pci_device_get_fd(const struct sl_pci_device *dev);
 const struct sl_pci_info *sl_pci_device_get_info(const struct sl_pci_device *dev);
 /**
  * Map a memory BAR (once; later calls return the same mapping). When the kernel keeps

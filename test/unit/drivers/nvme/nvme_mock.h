@@ -217,6 +217,25 @@ sl_pci_device_detach(struct sl_pci_device *dev)
 {
 }
 
+bool
+sl_pci_vfio_available(void)
+{
+	return true;
+}
+
+struct sl_pci_device *
+sl_pci_device_attach_borrowed(const struct sl_pci_addr *addr, int pid, int fd)
+{
+	errno = ENODEV;
+	return NULL;
+}
+
+int
+sl_pci_device_get_fd(const struct sl_pci_device *dev)
+{
+	return -1;
+}
+
 const struct sl_pci_info *
 sl_pci_device_get_info(const struct sl_pci_device *dev)
 {
