@@ -279,6 +279,96 @@ ctl_print_threads(const json_t *result)
 	json_decref(rows);
 }
 
+/* "1,2,3" from [1,2,3]; "-" when empty. */
+static json_t *
+ctl_join_ints(const json_t *array)
+{
+	char buf[256];
+	size_t i, off = 0;
+	const json_t *v;
+
+	buf[0] = '\0';
+	json_array_foreach (array, i, v) {
+		off += (size_t)snprintf(buf + off, off < sizeof(buf) ? sizeof(buf) - off : 0,
+					"%s%lld", i ? "," : "", (long long)json_integer_value(v));
+		if (off >= sizeof(buf)) {
+			break;
+		}
+	}
+	return json_string(buf[0] != '\0' ? buf : "-");
+}
+
+/* One row per controller path, then one per process in its ledger. */
+static void
+ctl_print_nvme_ctrlrs(const json_t *result)
+{
+	static const struct ctl_column cols[] = {
+		{"NAME", "name"},     {"TRADDR", "traddr"},      {"STATE", "state"},
+		{"CNTLID", "cntlid"}, {"RESETS", "reset_count"}, {"QUEUES", "queues"},
+		{"PROCS", "procs"},   {"REAPED", "reaped"},      {"LOCK_RECOVERIES", "lock_rec"},
+	};
+	static const struct ctl_column pcols[] = {
+		{"NAME", "name"},     {"PID", "pid"},   {"START_TIME", "start_time"},
+		{"ROLE", "role"},     {"REFS", "refs"}, {"ADMIN_OUTSTANDING", "admin_outstanding"},
+		{"QIDS", "qids_str"},
+	};
+	json_t *rows = json_array(), *prows = json_array(), *row, *p;
+	const json_t *c, *path, *ledger, *proc;
+	char buf[64];
+	size_t i, j, k;
+
+	json_array_foreach (result, i, c) {
+		json_array_foreach (json_object_get(c, "ctrlrs"), j, path) {
+			ledger = json_object_get(path, "ledger");
+			row = json_pack("{s:O, s:O, s:O, s:O, s:O}", "name",
+					json_object_get(c, "name"), "traddr",
+					json_object_get(json_object_get(path, "trid"), "traddr"),
+					"state", json_object_get(path, "state"), "cntlid",
+					json_object_get(path, "cntlid"), "reset_count",
+					json_object_get(path, "reset_count"));
+			if (row == NULL) {
+				continue;
+			}
+			if (ledger != NULL) {
+				snprintf(buf, sizeof(buf), "%lld/%lld",
+					 (long long)json_integer_value(
+						 json_object_get(ledger, "queues_in_use")),
+					 (long long)json_integer_value(
+						 json_object_get(ledger, "queues_total")));
+				json_object_set_new(row, "queues", json_string(buf));
+				json_object_set_new(row, "procs",
+						    json_integer((json_int_t)json_array_size(
+							    json_object_get(ledger, "processes"))));
+				json_object_set(row, "reaped", json_object_get(ledger, "reaped"));
+				json_object_set(row, "lock_rec",
+						json_object_get(ledger, "lock_recoveries"));
+			}
+			json_array_append_new(rows, row);
+			json_array_foreach (json_object_get(ledger, "processes"), k, proc) {
+				p = json_deep_copy(proc);
+				snprintf(buf, sizeof(buf), "%s%s",
+					 json_is_true(json_object_get(proc, "primary"))
+						 ? "primary"
+						 : "secondary",
+					 json_is_true(json_object_get(proc, "self")) ? ",self"
+										     : "");
+				json_object_set(p, "name", json_object_get(c, "name"));
+				json_object_set_new(p, "role", json_string(buf));
+				json_object_set_new(p, "qids_str",
+						    ctl_join_ints(json_object_get(proc, "qids")));
+				json_array_append_new(prows, p);
+			}
+		}
+	}
+	ctl_print_table(rows, cols, sizeof(cols) / sizeof(cols[0]));
+	if (json_array_size(prows) != 0) {
+		printf("\n");
+		ctl_print_table(prows, pcols, sizeof(pcols) / sizeof(pcols[0]));
+	}
+	json_decref(rows);
+	json_decref(prows);
+}
+
 static void
 ctl_print_lines(const json_t *result)
 {
@@ -377,6 +467,10 @@ static const struct ctl_param g_p_name_req[] = {
 	{"name", CTL_STR, 'b', true, "bdev name"},
 	{0},
 };
+static const struct ctl_param g_p_nvme_name_opt[] = {
+	{"name", CTL_STR, 'n', false, "controller name (all when omitted)"},
+	{0},
+};
 static const struct ctl_param g_p_subsys_name[] = {
 	{"name", CTL_STR, 0, true, "subsystem name"},
 	{0},
@@ -465,6 +559,8 @@ static const struct ctl_method g_methods[] = {
 	{"bdev_uring_create", "create a bdev on a file (io_uring): FILENAME NAME [BLOCK_SIZE]",
 	 g_p_file_create, g_pos_file, NULL, NULL},
 	{"bdev_uring_delete", "delete a uring bdev: NAME", g_p_name_req, g_pos_name, NULL, NULL},
+	{"bdev_nvme_get_controllers", "NVMe controllers, and the processes sharing each",
+	 g_p_nvme_name_opt, NULL, NULL, ctl_print_nvme_ctrlrs},
 };
 
 static const struct ctl_method *

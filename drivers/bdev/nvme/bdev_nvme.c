@@ -35,6 +35,12 @@
 
 /* Completions one poll reaps at most: bounds the time one channel holds a reactor. */
 #define BDEV_NVME_POLL_BATCH 64
+/*
+ * The admin poller's longest period, whatever nvme_adminq_poll_period_us says: it also
+ * reaps the ledger's dead processes (the driver does that at most every
+ * SL_NVME_REAP_INTERVAL_MS), and their queues should come back within a second.
+ */
+#define BDEV_NVME_ADMIN_POLL_MAX_US 100000
 /* Name length: "<name>n<nsid>" must fit a bdev name. */
 #define BDEV_NVME_NAME_MAX 64
 
@@ -381,7 +387,8 @@ bdev_nvme_reset(const char *name, bdev_nvme_done_cb cb, void *cb_arg)
 	return 0;
 }
 
-/* The admin queue: completions, AERs, health checks, timeouts, requested resets. */
+/* The admin queue: completions, AERs, health checks, timeouts, requested resets, and
+ * reaping the processes that died holding a share of the controller. */
 static int
 nvme_admin_poll(void *arg)
 {
@@ -674,7 +681,9 @@ bdev_nvme_attach(const struct bdev_nvme_attach_opts *opts, json_t **names, char 
 		return rc;
 	}
 	nctrlr->admin_poller = sl_poller_register(
-		nvme_admin_poll, nctrlr, g_opts.nvme_adminq_poll_period_us, "bdev_nvme_admin");
+		nvme_admin_poll, nctrlr,
+		SL_MIN(g_opts.nvme_adminq_poll_period_us, BDEV_NVME_ADMIN_POLL_MAX_US),
+		"bdev_nvme_admin");
 	*names = json_array();
 	if (nctrlr->admin_poller == NULL || *names == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -715,18 +724,67 @@ nvme_ctrlr_state_str(const struct nvme_bdev_ctrlr *nctrlr)
 	return "enabled";
 }
 
-/* SPDK's shape: {"name", "ctrlrs": [{"state", "trid": {...}, "cntlid", "host"}]}. */
+/*
+ * The controller's ledger: the processes attached to it (this one has "self"), the
+ * queue IDs each holds, and what was reclaimed from dead ones. The same keys as
+ * sluice-nvme-identify --ledger. NULL when the driver cannot tell.
+ */
+static json_t *
+nvme_ledger_json(struct sl_nvme_ctrlr *ctrlr)
+{
+	struct sl_nvme_ledger_info *info = calloc(1, sizeof(*info));
+	const struct sl_nvme_ledger_proc *lp;
+	json_t *procs, *qids, *ledger;
+	uint32_t i, q;
+
+	if (info == NULL || sl_nvme_ctrlr_get_ledger(ctrlr, info) != 0) {
+		free(info);
+		return NULL;
+	}
+	procs = json_array();
+	for (i = 0; i < info->num_procs && i < SL_NVME_LEDGER_MAX_PROCS; i++) {
+		lp = &info->procs[i];
+		qids = json_array();
+		for (q = 0; q < lp->num_qids && q < SL_COUNTOF(lp->qids); q++) {
+			json_array_append_new(qids, json_integer(lp->qids[q]));
+		}
+		json_array_append_new(procs,
+				      json_pack("{s:i, s:I, s:b, s:b, s:i, s:i, s:o}", "pid",
+						lp->pid, "start_time", (json_int_t)lp->start_time,
+						"primary", lp->primary, "self", lp->self, "refs",
+						(int)lp->refs, "admin_outstanding",
+						(int)lp->admin_outstanding, "qids", qids));
+	}
+	ledger = json_pack("{s:b, s:o, s:i, s:i, s:I, s:I}", "shared", info->shared, "processes",
+			   procs, "queues_in_use", (int)info->queues_in_use, "queues_total",
+			   (int)info->queues_total, "reaped", (json_int_t)info->reaped,
+			   "lock_recoveries", (json_int_t)info->lock_recoveries);
+	free(info);
+	return ledger;
+}
+
+/* SPDK's shape: {"name", "ctrlrs": [{"state", "trid": {...}, "cntlid", "host"}]}, and
+ * Sluice's "ledger" in each of "ctrlrs" (it belongs to the controller, a path). */
 static json_t *
 nvme_ctrlr_info_json(const struct nvme_bdev_ctrlr *nctrlr)
 {
 	const struct sl_nvme_ctrlr_data *cdata = sl_nvme_ctrlr_get_data(nctrlr->ctrlr);
+	json_t *info, *ledger;
 
-	return json_pack("{s:s, s:[{s:s, s:{s:s, s:s}, s:i, s:I, s:{s:s, s:s, s:s}}]}", "name",
+	info = json_pack("{s:s, s:[{s:s, s:{s:s, s:s}, s:i, s:I, s:{s:s, s:s, s:s}}]}", "name",
 			 nctrlr->name, "ctrlrs", "state", nvme_ctrlr_state_str(nctrlr), "trid",
 			 "trtype", "PCIe", "traddr", nctrlr->trid.traddr, "cntlid",
 			 (int)cdata->cntlid, "reset_count",
 			 (json_int_t)sl_nvme_ctrlr_get_reset_count(nctrlr->ctrlr), "host", "nqn",
 			 "", "addr", "", "svcid", "");
+	ledger = nvme_ledger_json(nctrlr->ctrlr);
+	if (info != NULL && ledger != NULL) {
+		json_object_set_new(json_array_get(json_object_get(info, "ctrlrs"), 0), "ledger",
+				    ledger);
+	} else {
+		json_decref(ledger);
+	}
+	return info;
 }
 
 const struct sl_nvme_transport_id *

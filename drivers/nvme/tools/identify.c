@@ -6,6 +6,10 @@
  * Controller and Namespace, SMART, firmware slots, error log), readable or as JSON.
  * The JSON keys are nvme-cli's (`nvme id-ctrl -o json`, `nvme id-ns -o json`), so the
  * two can be compared key by key on the same device.
+ *
+ * With -i <shm id> it joins the processes sharing the controllers under that id;
+ * --ledger then prints the controller's ledger (who holds what) instead, and
+ * --hold-lock keeps the controller lock for a while so that a test can kill it there.
  */
 
 #include <errno.h>
@@ -15,19 +19,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sluice/env.h"
 #include "sluice/log.h"
 #include "sluice/nvme.h"
+#include "sluice/util.h"
 
 struct identify_opts {
 	struct sl_nvme_transport_id trid;
 	bool have_trid;
 	bool json;
 	uint32_t nsid; /* 0 = all active */
+	int shm_id;
+	bool ledger;
+	uint32_t hold_lock_ms;
 };
 
-static struct identify_opts g_opts;
+static struct identify_opts g_opts = {
+	.shm_id = -1,
+};
 static json_t *g_json_ctrlrs;
 static int g_rc;
 
@@ -35,10 +46,16 @@ static void
 usage(const char *prog)
 {
 	printf("usage: %s [-r 'trtype:PCIe traddr:<BDF>'] [-n nsid] [--json] [-L flag]\n"
+	       "       [-i shm_id] [--ledger] [--hold-lock MS]\n"
 	       "  -r, --trid   controller to identify (default: every one bound to vfio-pci)\n"
 	       "  -n, --nsid   only this namespace\n"
 	       "  -j, --json   JSON output, with nvme-cli's id-ctrl / id-ns key names\n"
-	       "  -L, --log    enable a debug log flag (e.g. nvme)\n",
+	       "  -L, --log    enable a debug log flag (e.g. nvme)\n"
+	       "  -i, --shm-id share the controllers of the processes with this id\n"
+	       "  --ledger     print each controller's ledger (processes, queues) as JSON\n"
+	       "               instead of the identify data\n"
+	       "  --hold-lock MS  take the controller lock and keep it MS ms (crash tests),\n"
+	       "               then go on (identify data not printed)\n",
 	       prog);
 }
 
@@ -457,6 +474,72 @@ print_logs(struct sl_nvme_ctrlr *ctrlr, json_t *j)
 	sl_dma_free(fw);
 }
 
+/* The ledger as JSON: bdev_nvme_get_controllers's "ledger" object has the same keys. */
+static json_t *
+ledger_json(struct sl_nvme_ctrlr *ctrlr)
+{
+	struct sl_nvme_ledger_info *info = calloc(1, sizeof(*info));
+	json_t *j = json_object(), *procs = json_array(), *p, *qids;
+	uint32_t i, q;
+	int rc;
+
+	json_object_set_new(j, "traddr",
+			    json_string(sl_nvme_ctrlr_get_transport_id(ctrlr)->traddr));
+	rc = info != NULL ? sl_nvme_ctrlr_get_ledger(ctrlr, info) : -ENOMEM;
+	if (rc != 0) {
+		fprintf(stderr, "%s: cannot read the ledger: %s\n",
+			sl_nvme_ctrlr_get_transport_id(ctrlr)->traddr, strerror(-rc));
+		json_object_set_new(j, "error", json_string(strerror(-rc)));
+		json_decref(procs);
+		free(info);
+		g_rc = 1;
+		return j;
+	}
+	for (i = 0; i < info->num_procs && i < SL_NVME_LEDGER_MAX_PROCS; i++) {
+		const struct sl_nvme_ledger_proc *lp = &info->procs[i];
+
+		qids = json_array();
+		for (q = 0; q < lp->num_qids && q < SL_COUNTOF(lp->qids); q++) {
+			json_array_append_new(qids, json_integer(lp->qids[q]));
+		}
+		p = json_object();
+		json_object_set_new(p, "pid", json_integer(lp->pid));
+		json_object_set_new(p, "start_time", json_integer((json_int_t)lp->start_time));
+		json_object_set_new(p, "primary", json_boolean(lp->primary));
+		json_object_set_new(p, "self", json_boolean(lp->self));
+		json_object_set_new(p, "refs", json_integer(lp->refs));
+		json_object_set_new(p, "admin_outstanding", json_integer(lp->admin_outstanding));
+		json_object_set_new(p, "qids", qids);
+		json_array_append_new(procs, p);
+	}
+	json_object_set_new(j, "shared", json_boolean(info->shared));
+	json_object_set_new(j, "processes", procs);
+	json_object_set_new(j, "queues_in_use", json_integer(info->queues_in_use));
+	json_object_set_new(j, "queues_total", json_integer(info->queues_total));
+	json_object_set_new(j, "reaped", json_integer((json_int_t)info->reaped));
+	json_object_set_new(j, "lock_recoveries", json_integer((json_int_t)info->lock_recoveries));
+	free(info);
+	return j;
+}
+
+/* --hold-lock and --ledger: what a multi-process test asks of a controller. */
+static void
+ledger_attach(struct sl_nvme_ctrlr *ctrlr)
+{
+	if (g_opts.hold_lock_ms != 0) {
+		printf("pid %d: holding the lock of %s for %u ms\n", (int)getpid(),
+		       sl_nvme_ctrlr_get_transport_id(ctrlr)->traddr, g_opts.hold_lock_ms);
+		fflush(stdout);
+		sl_nvme_ctrlr_hold_lock(ctrlr, g_opts.hold_lock_ms);
+	}
+	if (g_opts.ledger) {
+		json_array_append_new(g_json_ctrlrs, ledger_json(ctrlr));
+	}
+	if (sl_nvme_detach(ctrlr) != 0) {
+		g_rc = 1;
+	}
+}
+
 static void
 attach_cb(void *cb_ctx, const struct sl_nvme_transport_id *trid, struct sl_nvme_ctrlr *ctrlr,
 	  const struct sl_nvme_ctrlr_opts *opts)
@@ -465,6 +548,12 @@ attach_cb(void *cb_ctx, const struct sl_nvme_transport_id *trid, struct sl_nvme_
 	json_t *nss = j ? json_array() : NULL;
 	uint32_t nsid;
 
+	if (g_opts.ledger || g_opts.hold_lock_ms != 0) {
+		json_decref(j);
+		json_decref(nss);
+		ledger_attach(ctrlr);
+		return;
+	}
 	if (j == NULL) {
 		print_ctrlr(ctrlr);
 	}
@@ -493,14 +582,41 @@ static int
 parse_args(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"trid", required_argument, NULL, 'r'}, {"nsid", required_argument, NULL, 'n'},
-		{"json", no_argument, NULL, 'j'},       {"log", required_argument, NULL, 'L'},
-		{"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+		{"trid", required_argument, NULL, 'r'},
+		{"nsid", required_argument, NULL, 'n'},
+		{"json", no_argument, NULL, 'j'},
+		{"log", required_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
+		{"shm-id", required_argument, NULL, 'i'},
+		{"ledger", no_argument, NULL, 'l'},
+		{"hold-lock", required_argument, NULL, 'H'},
+		{NULL, 0, NULL, 0},
 	};
+	unsigned long v;
+	char *end;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "r:n:jL:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:n:jL:hi:", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'i':
+		case 'H':
+			errno = 0;
+			v = strtoul(optarg, &end, 0);
+			if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' ||
+			    v > INT32_MAX) {
+				fprintf(stderr, "%s: invalid value '%s'\n",
+					c == 'i' ? "-i" : "--hold-lock", optarg);
+				return -EINVAL;
+			}
+			if (c == 'i') {
+				g_opts.shm_id = (int)v;
+			} else {
+				g_opts.hold_lock_ms = (uint32_t)v;
+			}
+			break;
+		case 'l':
+			g_opts.ledger = true;
+			break;
 		case 'r':
 			if (sl_nvme_transport_id_parse(&g_opts.trid, optarg) != 0) {
 				fprintf(stderr, "invalid transport ID '%s'\n", optarg);
@@ -542,6 +658,7 @@ main(int argc, char **argv)
 	}
 	sl_env_opts_init(&env_opts);
 	env_opts.name = "sluice-nvme-identify";
+	env_opts.shm_id = g_opts.shm_id;
 	rc = sl_env_init(&env_opts);
 	if (rc != 0) {
 		fprintf(stderr, "cannot initialise the environment: %s\n", strerror(-rc));
@@ -552,11 +669,11 @@ main(int argc, char **argv)
 	if (rc != 0) {
 		fprintf(stderr, "probe failed: %s\n", strerror(-rc));
 		g_rc = 1;
-	} else if (json_array_size(g_json_ctrlrs) == 0 && g_opts.json) {
+	} else if (json_array_size(g_json_ctrlrs) == 0 && (g_opts.json || g_opts.ledger)) {
 		fprintf(stderr, "no NVMe controller found (bind one to vfio-pci)\n");
 		g_rc = 1;
 	}
-	if (g_opts.json) {
+	if (g_opts.json || g_opts.ledger) {
 		json_dumpf(g_json_ctrlrs, stdout, JSON_INDENT(2));
 		printf("\n");
 	}

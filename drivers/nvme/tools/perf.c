@@ -8,6 +8,11 @@
  * It takes spdk_nvme_perf's flags for the same things (-q -o -w -M -t -c -r -P -L)
  * and prints the same "Device Information" table and final "Total" line, so scripts
  * written for one run the other.
+ *
+ * With -i <shm id> it shares the controllers with the other processes of that id (a
+ * sluiced, another perf): it attaches to the state the first one brought up and takes
+ * its own I/O queues. --verify and --lba-range let several of them check their data on
+ * one namespace at once, each on its own range.
  */
 
 #include <errno.h>
@@ -40,6 +45,13 @@ struct perf_ns {
 	char name[300];
 	uint64_t size_in_ios;
 	uint32_t io_sectors;
+	/* --lba-range: first LBA of the range I/O goes to (0: the whole namespace). */
+	uint64_t lba_start;
+	uint32_t sector_size;
+	/* --verify: I/O slots on this namespace (all workers), each owning a stripe. */
+	uint32_t num_slots;
+	/* --verify: write generation of each I/O-sized block of the range (0: not yet). */
+	uint8_t *gens;
 };
 
 struct perf_task {
@@ -47,6 +59,13 @@ struct perf_task {
 	void *buf;
 	uint64_t submit_tsc;
 	bool is_read;
+	/* --verify: the read-back buffer, this slot's stripe and where it is in it. */
+	void *rbuf;
+	uint32_t slot;
+	uint64_t vcursor;
+	uint64_t vidx;
+	int vstate;
+	uint64_t vsubmit_tsc;
 };
 
 /* One namespace on one worker: its qpairs, tasks and counters. */
@@ -66,6 +85,10 @@ struct perf_ns_ctx {
 	uint64_t max_tsc;
 	uint64_t *histogram;
 	bool draining;
+	/* --verify counters. */
+	uint64_t verify_blocks;
+	uint64_t verify_mismatches;
+	uint64_t verify_errors;
 };
 
 struct perf_worker {
@@ -95,7 +118,14 @@ static struct {
 	uint32_t io_queue_size;
 	bool transport_stats;
 	bool no_shadow_doorbell;
+	int shm_id;
+	bool verify;
+	bool have_lba_range;
+	uint64_t lba_range_start;
+	uint64_t lba_range_count;
+	uint64_t seed;
 } g_cfg = {
+	.shm_id = -1,
 	.queue_depth = 0,
 	.io_size = 0,
 	.rw_percentage = -1,
@@ -130,7 +160,13 @@ usage(const char *prog)
 	       "  -L  latency tracking: -L summary, -LL histogram too (percentiles always)\n"
 	       "  --transport-stats  print each qpair's poll and doorbell counters\n"
 	       "  --no-shadow-doorbell  doorbell registers only (no Doorbell Buffer Config)\n"
-	       "  -s, -i, -e, -N, -T, -G  accepted for compatibility, ignored\n",
+	       "  -i  shm id: share controllers with the processes of that id\n"
+	       "  --verify  write a pattern (LBA + per-run seed), read it back, compare;\n"
+	       "      every I/O is a write then a read; -w rand* picks blocks at random, the\n"
+	       "      others in order; exits 1 on a mismatch or an I/O error\n"
+	       "  --lba-range START:COUNT  all I/O inside these blocks (LBAs)\n"
+	       "  --seed N  the pattern seed for --verify (default: from the time and pid)\n"
+	       "  -s, -e, -N, -T, -G  accepted for compatibility, ignored\n",
 	       prog);
 }
 
@@ -188,12 +224,70 @@ parse_workload(void)
 	return 0;
 }
 
+/* Parses a strictly decimal or 0x number that fills all of str. */
+static int
+parse_u64(const char *str, uint64_t *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoull(str, &end, 0);
+	return errno != 0 || end == str || *end != '\0' || str[0] == '-' ? -EINVAL : 0;
+}
+
+/* The options for several processes on one controller: -i, --verify, --lba-range, --seed. */
+static int
+parse_mp_arg(int c, const char *arg)
+{
+	char start[32];
+	const char *colon;
+	uint64_t v;
+
+	switch (c) {
+	case 'i':
+		if (parse_u64(arg, &v) != 0 || v > INT32_MAX) {
+			fprintf(stderr, "-i: invalid shm id '%s'\n", arg);
+			return -EINVAL;
+		}
+		g_cfg.shm_id = (int)v;
+		return 0;
+	case 'V':
+		g_cfg.verify = true;
+		return 0;
+	case 'E':
+		if (parse_u64(arg, &g_cfg.seed) != 0 || g_cfg.seed == 0) {
+			fprintf(stderr, "--seed: invalid seed '%s' (a non-zero number)\n", arg);
+			return -EINVAL;
+		}
+		return 0;
+	default:
+		break;
+	}
+	colon = strchr(arg, ':');
+	if (colon == NULL || (size_t)(colon - arg) >= sizeof(start)) {
+		fprintf(stderr, "--lba-range: '%s' is not START:COUNT\n", arg);
+		return -EINVAL;
+	}
+	memcpy(start, arg, (size_t)(colon - arg));
+	start[colon - arg] = '\0';
+	if (parse_u64(start, &g_cfg.lba_range_start) != 0 ||
+	    parse_u64(colon + 1, &g_cfg.lba_range_count) != 0 || g_cfg.lba_range_count == 0) {
+		fprintf(stderr, "--lba-range: '%s' is not START:COUNT (blocks, COUNT > 0)\n", arg);
+		return -EINVAL;
+	}
+	g_cfg.have_lba_range = true;
+	return 0;
+}
+
 static int
 parse_args(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"transport-stats", no_argument, NULL, 'S'},
 		{"no-shadow-doorbell", no_argument, NULL, 'D'},
+		{"verify", no_argument, NULL, 'V'},
+		{"lba-range", required_argument, NULL, 'R'},
+		{"seed", required_argument, NULL, 'E'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -206,6 +300,14 @@ parse_args(int argc, char **argv)
 			break;
 		case 'D':
 			g_cfg.no_shadow_doorbell = true;
+			break;
+		case 'V':
+		case 'R':
+		case 'E':
+		case 'i':
+			if (parse_mp_arg(c, optarg) != 0) {
+				return -EINVAL;
+			}
 			break;
 		case 'q':
 			g_cfg.queue_depth = (uint32_t)strtoul(optarg, NULL, 0);
@@ -241,7 +343,6 @@ parse_args(int argc, char **argv)
 			g_cfg.nsid = (uint32_t)strtoul(optarg, NULL, 0);
 			break;
 		case 's':
-		case 'i':
 		case 'e':
 		case 'N':
 		case 'T':
@@ -306,6 +407,7 @@ rng_next(uint64_t *s)
 }
 
 static void io_complete(void *arg, const struct sl_nvme_cpl *cpl);
+static int verify_submit(struct perf_task *task);
 
 /*
  * The time for latencies: read once per poll that completes something, and shared by
@@ -332,6 +434,9 @@ submit_task(struct perf_task *task)
 	uint64_t offset;
 	int rc;
 
+	if (g_cfg.verify) {
+		return verify_submit(task);
+	}
 	if (++ctx->next_qpair == ctx->num_qpairs) {
 		ctx->next_qpair = 0;
 	}
@@ -349,12 +454,12 @@ submit_task(struct perf_task *task)
 	task->submit_tsc = worker_now(w);
 	if (task->is_read) {
 		rc = sl_nvme_ns_cmd_read(ctx->entry->ns, qpair, task->buf,
-					 offset * ctx->entry->io_sectors, ctx->entry->io_sectors,
-					 io_complete, task, 0);
+					 ctx->entry->lba_start + offset * ctx->entry->io_sectors,
+					 ctx->entry->io_sectors, io_complete, task, 0);
 	} else {
 		rc = sl_nvme_ns_cmd_write(ctx->entry->ns, qpair, task->buf,
-					  offset * ctx->entry->io_sectors, ctx->entry->io_sectors,
-					  io_complete, task, 0);
+					  ctx->entry->lba_start + offset * ctx->entry->io_sectors,
+					  ctx->entry->io_sectors, io_complete, task, 0);
 	}
 	if (rc == 0) {
 		ctx->current_queue_depth++;
@@ -385,6 +490,305 @@ io_complete(void *arg, const struct sl_nvme_cpl *cpl)
 	if (!ctx->draining) {
 		submit_task(task);
 	}
+}
+
+/* --- Verify mode ------------------------------------------------------------------------ */
+
+/*
+ * Each I/O slot (a task: -q of them per namespace per worker) owns a stripe of the
+ * range: the I/O-sized blocks whose index is its slot number modulo the number of
+ * slots, so no two I/Os in flight in this process ever overlap, and processes given
+ * disjoint --lba-range never touch each other's data. A slot writes its block, reads it
+ * back and compares; when it comes back to a block it wrote before, it first reads it
+ * and checks the previous write is still there (nobody else wrote it, no write was lost).
+ *
+ * Every 8-byte word of a logical block is a function of (LBA, seed, generation, word):
+ * the first three words hold those plainly, so a mismatch says whose data was found.
+ * The generation counts this run's writes to the block (mod 255, never 0).
+ */
+enum verify_state {
+	VERIFY_PRE_READ = 0,
+	VERIFY_WRITE,
+	VERIFY_READ,
+};
+
+#define VERIFY_MAX_PRINTED 20
+/* Range sizes, in I/Os, up to which generations are kept (a byte each). */
+#define VERIFY_MAX_GENS (1ull << 28)
+
+static _Atomic uint32_t g_verify_printed;
+
+static uint64_t
+verify_mix(uint64_t x)
+{
+	/* splitmix64's finaliser: every input bit reaches every output bit. */
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static uint64_t
+verify_word(uint64_t lba, uint8_t gen, uint32_t k)
+{
+	switch (k) {
+	case 0:
+		return lba;
+	case 1:
+		return g_cfg.seed;
+	case 2:
+		return gen;
+	default:
+		return verify_mix(g_cfg.seed ^ verify_mix(lba ^ ((uint64_t)gen << 56)) ^ k);
+	}
+}
+
+static void
+verify_fill(const struct perf_ns *e, uint64_t lba, uint8_t gen, uint64_t *buf)
+{
+	uint32_t words = e->sector_size / 8, b, k;
+
+	for (b = 0; b < e->io_sectors; b++) {
+		for (k = 0; k < words; k++) {
+			buf[b * words + k] = verify_word(lba + b, gen, k);
+		}
+	}
+}
+
+static bool
+verify_print_slot(void)
+{
+	uint32_t n = atomic_fetch_add(&g_verify_printed, 1);
+
+	if (n == VERIFY_MAX_PRINTED) {
+		fprintf(stderr, "verify: more errors, not printed\n");
+	}
+	return n < VERIFY_MAX_PRINTED;
+}
+
+/* Compare the blocks read into task->rbuf with generation gen; count and report. */
+static void
+verify_check(struct perf_task *task, uint64_t lba, uint8_t gen)
+{
+	struct perf_ns_ctx *ctx = task->ctx;
+	const struct perf_ns *e = ctx->entry;
+	const uint64_t *got = task->rbuf;
+	uint32_t words = e->sector_size / 8, b, k;
+	uint64_t want;
+
+	for (b = 0; b < e->io_sectors; b++) {
+		ctx->verify_blocks++;
+		for (k = 0; k < words; k++) {
+			want = verify_word(lba + b, gen, k);
+			if (got[b * words + k] == want) {
+				continue;
+			}
+			ctx->verify_mismatches++;
+			if (verify_print_slot()) {
+				fprintf(stderr,
+					"verify: %s: mismatch at LBA %" PRIu64 " byte %u: expected "
+					"0x%016" PRIx64 ", got 0x%016" PRIx64
+					" (the block says LBA %" PRIu64 ", seed 0x%" PRIx64
+					", generation %" PRIu64 "; expected seed 0x%" PRIx64
+					", generation %u)\n",
+					e->name, lba + b, k * 8, want, got[b * words + k],
+					got[b * words], got[b * words + 1], got[b * words + 2],
+					g_cfg.seed, gen);
+			}
+			break;
+		}
+	}
+}
+
+static void
+verify_io_error(struct perf_task *task, uint64_t lba, const struct sl_nvme_cpl *cpl)
+{
+	struct perf_ns_ctx *ctx = task->ctx;
+	char status[128];
+
+	ctx->verify_errors++;
+	ctx->io_errors++;
+	if (verify_print_slot()) {
+		sl_nvme_cpl_fmt(status, sizeof(status), cpl);
+		fprintf(stderr, "verify: %s: %s of LBA %" PRIu64 "+%u failed: %s\n",
+			ctx->entry->name, task->vstate == VERIFY_WRITE ? "write" : "read", lba,
+			ctx->entry->io_sectors, status);
+	}
+}
+
+/* The next block of the slot's stripe, in I/Os from the start of the range. */
+static uint64_t
+verify_next_idx(struct perf_task *task)
+{
+	const struct perf_ns *e = task->ctx->entry;
+	uint64_t count = (e->size_in_ios - task->slot + e->num_slots - 1) / e->num_slots;
+	uint64_t n;
+
+	if (g_cfg.is_random) {
+		n = rng_next(&task->ctx->worker->rng) % count;
+	} else {
+		n = task->vcursor++ % count;
+	}
+	return task->slot + n * e->num_slots;
+}
+
+static void verify_io_done(void *arg, const struct sl_nvme_cpl *cpl);
+
+static int
+verify_issue(struct perf_task *task)
+{
+	struct perf_ns_ctx *ctx = task->ctx;
+	const struct perf_ns *e = ctx->entry;
+	struct sl_nvme_qpair *qpair = ctx->qpairs[ctx->next_qpair];
+	uint64_t lba = e->lba_start + task->vidx * e->io_sectors;
+	int rc;
+
+	if (++ctx->next_qpair == ctx->num_qpairs) {
+		ctx->next_qpair = 0;
+	}
+	task->vsubmit_tsc = sl_get_ticks();
+	if (task->vstate == VERIFY_WRITE) {
+		rc = sl_nvme_ns_cmd_write(e->ns, qpair, task->buf, lba, e->io_sectors,
+					  verify_io_done, task, 0);
+	} else {
+		/* Poison: a read that moved no data must not pass on the last one's. */
+		memset(task->rbuf, 0xa5, (size_t)e->io_sectors * e->sector_size);
+		rc = sl_nvme_ns_cmd_read(e->ns, qpair, task->rbuf, lba, e->io_sectors,
+					 verify_io_done, task, 0);
+	}
+	if (rc == 0) {
+		ctx->current_queue_depth++;
+	} else {
+		ctx->verify_errors++;
+		fprintf(stderr, "%s: submit failed at LBA %" PRIu64 ": %s\n", e->name, lba,
+			strerror(-rc));
+	}
+	return rc;
+}
+
+/* Start a slot on its next block: read first if this run wrote it before. */
+static int
+verify_submit(struct perf_task *task)
+{
+	struct perf_ns *e = task->ctx->entry;
+
+	task->vidx = verify_next_idx(task);
+	if (e->gens != NULL && e->gens[task->vidx] != 0) {
+		task->vstate = VERIFY_PRE_READ;
+	} else {
+		task->vstate = VERIFY_WRITE;
+		verify_fill(e, e->lba_start + task->vidx * e->io_sectors, e->gens != NULL ? 1 : 0,
+			    task->buf);
+	}
+	return verify_issue(task);
+}
+
+static void
+verify_io_done(void *arg, const struct sl_nvme_cpl *cpl)
+{
+	struct perf_task *task = arg;
+	struct perf_ns_ctx *ctx = task->ctx;
+	struct perf_ns *e = ctx->entry;
+	uint64_t lba = e->lba_start + task->vidx * e->io_sectors;
+	uint64_t tsc = sl_get_ticks() - task->vsubmit_tsc;
+	uint8_t gen = e->gens != NULL ? e->gens[task->vidx] : 0;
+	uint8_t next_gen = gen == UINT8_MAX ? 1 : (uint8_t)(gen + 1);
+
+	ctx->current_queue_depth--;
+	ctx->total_tsc += tsc;
+	ctx->min_tsc = tsc < ctx->min_tsc ? tsc : ctx->min_tsc;
+	ctx->max_tsc = tsc > ctx->max_tsc ? tsc : ctx->max_tsc;
+	ctx->histogram[hist_index(tsc)]++;
+	atomic_store_explicit(&ctx->io_completed,
+			      atomic_load_explicit(&ctx->io_completed, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	if (sl_nvme_cpl_is_error(cpl)) {
+		verify_io_error(task, lba, cpl);
+		/* What is on the media is unknown now: do not check it on a revisit. */
+		if (e->gens != NULL) {
+			e->gens[task->vidx] = 0;
+		}
+	} else if (task->vstate == VERIFY_PRE_READ) {
+		verify_check(task, lba, gen);
+		if (e->gens != NULL) {
+			verify_fill(e, lba, next_gen, task->buf);
+		}
+		task->vstate = VERIFY_WRITE;
+		verify_issue(task);
+		return;
+	} else if (task->vstate == VERIFY_WRITE) {
+		if (e->gens != NULL) {
+			e->gens[task->vidx] = gen == 0 ? 1 : next_gen;
+		}
+		/* The read-back finishes the check even while draining. */
+		task->vstate = VERIFY_READ;
+		verify_issue(task);
+		return;
+	} else {
+		verify_check(task, lba, gen);
+	}
+	if (!ctx->draining) {
+		verify_submit(task);
+	}
+}
+
+/* Sizes the stripes once every worker's slots are known, and reports what runs where. */
+static int
+verify_setup(void)
+{
+	uint32_t i;
+
+	if (g_cfg.seed == 0) {
+		g_cfg.seed = verify_mix((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32));
+	}
+	for (i = 0; i < g_num_ns; i++) {
+		struct perf_ns *e = &g_ns[i];
+
+		if (e->num_slots == 0) {
+			continue;
+		}
+		if (e->size_in_ios < e->num_slots) {
+			fprintf(stderr,
+				"%s: --verify: the range holds %" PRIu64
+				" I/Os of %u blocks, fewer "
+				"than the %u I/O slots (-q times the workers on it): widen "
+				"--lba-range or lower -q\n",
+				e->name, e->size_in_ios, e->io_sectors, e->num_slots);
+			return -EINVAL;
+		}
+		if (e->size_in_ios <= VERIFY_MAX_GENS) {
+			e->gens = calloc(e->size_in_ios, 1);
+			if (e->gens == NULL) {
+				return -ENOMEM;
+			}
+		}
+		printf("verify: %s: LBAs %" PRIu64 "..%" PRIu64 ", %u slots, seed 0x%016" PRIx64
+		       "%s\n",
+		       e->name, e->lba_start, e->lba_start + e->size_in_ios * e->io_sectors - 1,
+		       e->num_slots, g_cfg.seed,
+		       e->gens == NULL ? " (range too large to re-check old writes)" : "");
+	}
+	return 0;
+}
+
+/* Prints the verify line; \return whether everything verified. */
+static bool
+verify_report(void)
+{
+	uint64_t blocks = 0, mismatches = 0, errors = 0;
+	uint32_t i, j;
+
+	for (i = 0; i < g_num_workers; i++) {
+		for (j = 0; j < g_workers[i].num_ctxs; j++) {
+			blocks += g_workers[i].ctxs[j]->verify_blocks;
+			mismatches += g_workers[i].ctxs[j]->verify_mismatches;
+			errors += g_workers[i].ctxs[j]->verify_errors;
+		}
+	}
+	printf("verify: %" PRIu64 " blocks checked, %" PRIu64 " mismatches, %" PRIu64
+	       " I/O errors\n",
+	       blocks, mismatches, errors);
+	return mismatches == 0 && errors == 0 && blocks > 0;
 }
 
 static void *
@@ -431,6 +835,26 @@ worker_run(void *arg)
 
 /* --- Setup ------------------------------------------------------------------------------- */
 
+/* --lba-range inside the namespace, and at least one I/O long. */
+static bool
+lba_range_fits(struct sl_nvme_ctrlr *ctrlr, struct sl_nvme_ns *ns, uint32_t nsid)
+{
+	uint64_t nblocks = sl_nvme_ns_get_num_sectors(ns);
+	uint32_t io_sectors = g_cfg.io_size / sl_nvme_ns_get_sector_size(ns);
+
+	if (g_cfg.lba_range_start >= nblocks ||
+	    g_cfg.lba_range_count > nblocks - g_cfg.lba_range_start ||
+	    g_cfg.lba_range_count < io_sectors) {
+		printf("WARNING: %s NSID %u: --lba-range %" PRIu64 ":%" PRIu64
+		       " is not inside its %" PRIu64 " blocks, or shorter than one I/O (%u "
+		       "blocks); skipped\n",
+		       sl_nvme_ctrlr_get_transport_id(ctrlr)->traddr, nsid, g_cfg.lba_range_start,
+		       g_cfg.lba_range_count, nblocks, io_sectors);
+		return false;
+	}
+	return true;
+}
+
 static void
 add_ns(struct sl_nvme_ctrlr *ctrlr, uint32_t nsid)
 {
@@ -448,11 +872,19 @@ add_ns(struct sl_nvme_ctrlr *ctrlr, uint32_t nsid)
 		       sl_nvme_ns_get_max_io_xfer_size(ns));
 		return;
 	}
+	if (g_cfg.have_lba_range && !lba_range_fits(ctrlr, ns, nsid)) {
+		return;
+	}
 	e = &g_ns[g_num_ns++];
 	e->ctrlr = ctrlr;
 	e->ns = ns;
 	e->io_sectors = g_cfg.io_size / ss;
+	e->sector_size = ss;
 	e->size_in_ios = sl_nvme_ns_get_size(ns) / g_cfg.io_size;
+	if (g_cfg.have_lba_range) {
+		e->lba_start = g_cfg.lba_range_start;
+		e->size_in_ios = g_cfg.lba_range_count / e->io_sectors;
+	}
 	snprintf(e->name, sizeof(e->name), "PCIE (%s) NSID %u",
 		 sl_nvme_ctrlr_get_transport_id(ctrlr)->traddr, nsid);
 }
@@ -536,6 +968,13 @@ ctx_create(struct perf_ns *entry, struct perf_worker *w)
 			return NULL;
 		}
 		memset(ctx->tasks[i].buf, (int)i, g_cfg.io_size);
+		if (g_cfg.verify) {
+			ctx->tasks[i].slot = entry->num_slots++;
+			ctx->tasks[i].rbuf = sl_dma_zmalloc(g_cfg.io_size, 4096, NULL);
+			if (ctx->tasks[i].rbuf == NULL) {
+				return NULL;
+			}
+		}
 	}
 	return ctx;
 }
@@ -727,7 +1166,12 @@ sleep_ms(uint32_t ms)
 	nanosleep(&ts, NULL);
 }
 
-/* The main thread: admin queues (timeouts, health, resets) and progress, once a second. */
+/*
+ * The main thread: admin queues (timeouts, health, resets, and reaping the ledger's dead
+ * processes) every PERF_ADMIN_POLL_MS, and progress once a second.
+ */
+#define PERF_ADMIN_POLL_MS 50
+
 static double
 run_and_report_progress(void)
 {
@@ -736,7 +1180,7 @@ run_and_report_progress(void)
 	uint32_t i, sec = 0;
 
 	do {
-		sleep_ms(100);
+		sleep_ms(PERF_ADMIN_POLL_MS);
 		for (i = 0; i < g_num_ctrlrs; i++) {
 			sl_nvme_ctrlr_process_admin_completions(g_ctrlrs[i]);
 		}
@@ -772,6 +1216,7 @@ main(int argc, char **argv)
 	sl_env_opts_init(&env_opts);
 	env_opts.name = "sluice-nvme-perf";
 	env_opts.core_mask = g_cfg.core_mask;
+	env_opts.shm_id = g_cfg.shm_id;
 	rc = sl_env_init(&env_opts);
 	if (rc != 0) {
 		fprintf(stderr, "cannot initialise the environment: %s\n", strerror(-rc));
@@ -790,7 +1235,7 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if (associate_workers() != 0) {
+	if (associate_workers() != 0 || (g_cfg.verify && verify_setup() != 0)) {
 		rc = 1;
 		goto out;
 	}
@@ -820,6 +1265,9 @@ main(int argc, char **argv)
 				sl_nvme_ctrlr_free_io_qpair(ctx->qpairs[q]);
 			}
 		}
+	}
+	if (g_cfg.verify && !verify_report()) {
+		rc = 1;
 	}
 out:
 	for (i = 0; i < g_num_ctrlrs; i++) {
