@@ -110,6 +110,27 @@ ticks_under_hypervisor(void)
 	return (ecx >> 31) & 1u;
 }
 
+/* Whether the kernel's clocksource is one that clock_gettime() cannot read from the
+ * vDSO (hpet: an MMIO read, acpi_pm: a port read; both traps under a hypervisor).
+ * kvm-clock, tsc and the Hyper-V page are read in user space and cost no more than
+ * the TSC, so where they serve there is nothing to win and the clock stays. */
+static bool
+ticks_clocksource_traps(void)
+{
+	char name[64] = "";
+	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+
+	if (f == NULL) {
+		return false;
+	}
+	if (fgets(name, sizeof(name), f) == NULL) {
+		name[0] = '\0';
+	}
+	fclose(f);
+	name[strcspn(name, "\n")] = '\0';
+	return strcmp(name, "hpet") == 0 || strcmp(name, "acpi_pm") == 0;
+}
+
 /* One (clock, TSC) pair: the clock read bracketed by two TSC reads, the TSC taken at
  * the middle; the narrowest of a few brackets wins (a preemption or an emulated
  * clock's trap widens one). */
@@ -150,10 +171,12 @@ ticks_tsc_rate(uint64_t ms)
 /*
  * Whether to count time with the TSC, and its rate. An invariant TSC is the CPU's own
  * promise. Under a hypervisor the flags are often missing although the TSC runs at a
- * steady rate (QEMU's TCG derives it from the host's TSC; KVM without invtsc scales
- * the host's): there the clock is what is expensive (a TCG guest has no usable TSC
- * clocksource, so every clock_gettime is a system call and an emulated HPET read), so
- * the TSC is taken if two windows of calibration agree within 0.2 %.
+ * steady rate (QEMU's TCG derives it from the host's TSC). Where the kernel then
+ * falls back to a trapping clocksource (a TCG guest: every clock_gettime is a system
+ * call and an emulated HPET read under QEMU's big lock), the TSC is taken if two
+ * windows of calibration agree within 0.2 %. A migration to a host with another TSC
+ * rate would skew such ticks; a guest that can migrate has kvm-clock, and keeps the
+ * clock.
  */
 static bool
 ticks_tsc_calibrate(uint64_t *hz)
@@ -161,7 +184,7 @@ ticks_tsc_calibrate(uint64_t *hz)
 	bool invariant = ticks_tsc_is_invariant();
 	uint64_t r1, r2;
 
-	if (!invariant && !ticks_under_hypervisor()) {
+	if (!invariant && !(ticks_under_hypervisor() && ticks_clocksource_traps())) {
 		return false;
 	}
 	/* 10 ms against CLOCK_MONOTONIC_RAW: a few ppm on hardware, and well below
@@ -179,6 +202,10 @@ ticks_tsc_calibrate(uint64_t *hz)
 	}
 	/* Round to 10 kHz: the last digits are noise. */
 	*hz = (r1 + 5000) / 10000 * 10000;
+	if (!invariant) {
+		SL_INFOLOG("ticks from the TSC at %" PRIu64 " Hz (hypervisor, trapping clock)\n",
+			   *hz);
+	}
 	return *hz != 0;
 }
 #endif
