@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <x86intrin.h>
 #endif
 
@@ -53,7 +55,15 @@ static __thread struct sl_thread *tls_thread;
 
 /* --- Ticks -------------------------------------------------------------------- */
 
-static bool g_use_tsc;
+enum ticks_source {
+	TICKS_UNSET,
+	TICKS_CLOCK,
+	TICKS_TSC,
+};
+
+/* Written once by ticks_init (g_ticks_hz first, then the source with release), so a
+ * reader that sees a source set also sees the rate. */
+static _Atomic int g_ticks_source;
 static uint64_t g_ticks_hz;
 static pthread_once_t g_ticks_once = PTHREAD_ONCE_INIT;
 
@@ -66,12 +76,12 @@ clock_raw_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+#if defined(__x86_64__) || defined(__i386__)
 /* The TSC counts time only if it neither changes rate with frequency scaling
  * (constant_tsc) nor stops in deep C-states (nonstop_tsc). */
 static bool
 ticks_tsc_is_invariant(void)
 {
-#if defined(__x86_64__) || defined(__i386__)
 	char line[4096];
 	bool constant = false, nonstop = false;
 	FILE *f = fopen("/proc/cpuinfo", "r");
@@ -88,48 +98,160 @@ ticks_tsc_is_invariant(void)
 	}
 	fclose(f);
 	return constant && nonstop;
-#else
-	return false;
-#endif
 }
 
-static inline uint64_t
-ticks_read(void)
+/* CPUID.1:ECX bit 31, set by every hypervisor for its guests. */
+static bool
+ticks_under_hypervisor(void)
 {
-#if defined(__x86_64__) || defined(__i386__)
-	if (sl_likely(g_use_tsc)) {
-		return __rdtsc();
-	}
-#endif
-	return clock_raw_ns();
+	unsigned int eax, ebx, ecx, edx;
+
+	__cpuid(1, eax, ebx, ecx, edx);
+	return (ecx >> 31) & 1u;
 }
 
-/* Calibrate the TSC against CLOCK_MONOTONIC_RAW over a short spin: 5 ms gives a few
- * ppm of error, well below what any timer here needs. */
+/* Whether the kernel's clocksource is one that clock_gettime() cannot read from the
+ * vDSO (hpet: an MMIO read, acpi_pm: a port read; both traps under a hypervisor).
+ * kvm-clock, tsc and the Hyper-V page are read in user space and cost no more than
+ * the TSC, so where they serve there is nothing to win and the clock stays. */
+static bool
+ticks_clocksource_traps(void)
+{
+	char name[64] = "";
+	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+
+	if (f == NULL) {
+		return false;
+	}
+	if (fgets(name, sizeof(name), f) == NULL) {
+		name[0] = '\0';
+	}
+	fclose(f);
+	name[strcspn(name, "\n")] = '\0';
+	return strcmp(name, "hpet") == 0 || strcmp(name, "acpi_pm") == 0;
+}
+
+/* One (clock, TSC) pair: the clock read bracketed by two TSC reads, the TSC taken at
+ * the middle; the narrowest of a few brackets wins (a preemption or an emulated
+ * clock's trap widens one). */
 static void
-ticks_init(void)
+ticks_sample(uint64_t *ns, uint64_t *tsc)
+{
+	uint64_t best = UINT64_MAX, a, b, t;
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		a = __rdtsc();
+		t = clock_raw_ns();
+		b = __rdtsc();
+		if (b - a < best) {
+			best = b - a;
+			*ns = t;
+			*tsc = a + (b - a) / 2;
+		}
+	}
+}
+
+/* The TSC rate over one window of ms milliseconds. */
+static uint64_t
+ticks_tsc_rate(uint64_t ms)
 {
 	uint64_t t0, c0, t1, c1;
 
-	g_use_tsc = ticks_tsc_is_invariant();
-	if (!g_use_tsc) {
-		g_ticks_hz = 1000000000ull;
-		return;
-	}
-	t0 = clock_raw_ns();
-	c0 = ticks_read();
+	ticks_sample(&t0, &c0);
 	do {
-		t1 = clock_raw_ns();
-	} while (t1 - t0 < 5000000ull);
-	c1 = ticks_read();
+		ticks_sample(&t1, &c1);
+	} while (t1 - t0 < ms * 1000000ull);
+	if (c1 <= c0) {
+		return 0;
+	}
+	return (uint64_t)((unsigned __int128)(c1 - c0) * 1000000000u / (t1 - t0));
+}
+
+/*
+ * Whether to count time with the TSC, and its rate. An invariant TSC is the CPU's own
+ * promise. Under a hypervisor the flags are often missing although the TSC runs at a
+ * steady rate (QEMU's TCG derives it from the host's TSC). Where the kernel then
+ * falls back to a trapping clocksource (a TCG guest: every clock_gettime is a system
+ * call and an emulated HPET read under QEMU's big lock), the TSC is taken if two
+ * windows of calibration agree within 0.2 %. A migration to a host with another TSC
+ * rate would skew such ticks; a guest that can migrate has kvm-clock, and keeps the
+ * clock.
+ */
+static bool
+ticks_tsc_calibrate(uint64_t *hz)
+{
+	bool invariant = ticks_tsc_is_invariant();
+	uint64_t r1, r2;
+
+	if (!invariant && !(ticks_under_hypervisor() && ticks_clocksource_traps())) {
+		return false;
+	}
+	/* 10 ms against CLOCK_MONOTONIC_RAW: a few ppm on hardware, and well below
+	 * what any timer here needs in a guest. */
+	r1 = ticks_tsc_rate(10);
+	if (!invariant) {
+		r2 = ticks_tsc_rate(10);
+		if (r1 == 0 || r2 == 0 || (r1 > r2 ? r1 - r2 : r2 - r1) > r1 / 500) {
+			SL_NOTICELOG("TSC rate unsteady under the hypervisor (%" PRIu64
+				     " vs %" PRIu64 " Hz): ticks from clock_gettime\n",
+				     r1, r2);
+			return false;
+		}
+		r1 = r1 / 2 + r2 / 2;
+	}
 	/* Round to 10 kHz: the last digits are noise. */
-	g_ticks_hz = ((c1 - c0) * 1000000000ull / (t1 - t0) + 5000) / 10000 * 10000;
+	*hz = (r1 + 5000) / 10000 * 10000;
+	if (!invariant) {
+		SL_INFOLOG("ticks from the TSC at %" PRIu64 " Hz (hypervisor, trapping clock)\n",
+			   *hz);
+	}
+	return *hz != 0;
+}
+#endif
+
+static void
+ticks_init(void)
+{
+	const char *force = getenv("SLUICE_TICKS");
+	int source = TICKS_CLOCK;
+
+	g_ticks_hz = 1000000000ull;
+#if defined(__x86_64__) || defined(__i386__)
+	/* SLUICE_TICKS=clock forces clock_gettime (to compare, or to rule the TSC out). */
+	if ((force == NULL || strcmp(force, "clock") != 0) && ticks_tsc_calibrate(&g_ticks_hz)) {
+		source = TICKS_TSC;
+	}
+#else
+	(void)force;
+#endif
+	atomic_store_explicit(&g_ticks_source, source, memory_order_release);
+}
+
+static inline uint64_t
+ticks_read(int source)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	if (sl_likely(source == TICKS_TSC)) {
+		return __rdtsc();
+	}
+#else
+	(void)source;
+#endif
+	return clock_raw_ns();
 }
 
 uint64_t
 sl_get_ticks(void)
 {
-	return ticks_read();
+	int source = atomic_load_explicit(&g_ticks_source, memory_order_acquire);
+
+	/* Ticks read before the first sl_get_ticks_hz() must be in the same unit. */
+	if (sl_unlikely(source == TICKS_UNSET)) {
+		sl_get_ticks_hz();
+		source = atomic_load_explicit(&g_ticks_source, memory_order_acquire);
+	}
+	return ticks_read(source);
 }
 
 uint64_t

@@ -503,8 +503,8 @@ nvme_qpair_handle_timeout(struct sl_nvme_qpair *qpair, struct nvme_tracker *tr, 
 }
 
 /*
- * Timeouts without a clock read per command (where the clock is a syscall and an HPET
- * read, as in a TCG guest, reading it per I/O halves the IOPS). A command is stamped
+ * Timeouts without a clock read per command (where the ticks come from clock_gettime
+ * over an emulated HPET, reading them per I/O halves the IOPS). A command is stamped
  * by the first check that finds it outstanding, so its age is at least now minus its
  * stamp, and at most that plus one check interval: a timeout fires between
  * timeout_ticks and timeout_ticks + NVME_TIMEOUT_CHECK_DIVISOR^-1 s after submission,

@@ -206,7 +206,10 @@ int sl_thread_get_epoll_fd(const struct sl_thread *thread);
 /** Run the handlers of ready fd pollers (called from sl_thread_poll). \return count run. */
 int sl_thread_poll_fds(struct sl_thread *thread, int timeout_ms);
 
-/** \return the tick counter (TSC or CLOCK_MONOTONIC_RAW, see sl_get_ticks_hz). */
+/** \return the tick counter: the TSC where it is invariant, or under a hypervisor whose
+ * guest clocksource traps (hpet, acpi_pm) when it proves steady (calibrated once against
+ * CLOCK_MONOTONIC_RAW; SLUICE_TICKS=clock forbids it), else CLOCK_MONOTONIC_RAW in ns.
+ * See sl_get_ticks_hz. */
 uint64_t sl_get_ticks(void);
 /** \return ticks per second. */
 uint64_t sl_get_ticks_hz(void);

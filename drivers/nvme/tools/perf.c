@@ -411,9 +411,11 @@ static int verify_submit(struct perf_task *task);
 
 /*
  * The time for latencies: read once per poll that completes something, and shared by
- * the completions of that poll and the submissions their callbacks make. Where the
- * clock is a system call (no invariant TSC: a TCG guest reads the HPET, a trap into
- * the emulator each time), two reads per I/O cost more than the I/O itself.
+ * the completions of that poll and the submissions their callbacks make. The ticks are
+ * the TSC on x86 (also in a TCG guest, see sl_get_ticks), but where they come from
+ * clock_gettime and the guest's clocksource is the HPET (SLUICE_TICKS=clock, other
+ * architectures) each read is a trap into the emulator, and two per I/O cost more
+ * than the I/O itself.
  */
 static inline uint64_t
 worker_now(struct perf_worker *w)

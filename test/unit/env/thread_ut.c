@@ -749,6 +749,42 @@ test_accessors(void)
 	CU_ASSERT(sl_thread_get_app_thread() == NULL);
 }
 
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Whatever the source (TSC calibrated at init, or the clock), ticks over sl_get_ticks_hz()
+ * are seconds: within 2 % of CLOCK_MONOTONIC over 50 ms (a loaded machine may preempt
+ * between the two reads at either end; the loop retries a few times). */
+static void
+test_ticks_rate(void)
+{
+	uint64_t hz = sl_get_ticks_hz();
+	uint64_t t0, c0, t1, c1, ns;
+	double ratio = 0;
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		c0 = sl_get_ticks();
+		t0 = mono_ns();
+		do {
+			t1 = mono_ns();
+		} while (t1 - t0 < 50000000ull);
+		c1 = sl_get_ticks();
+		ns = t1 - t0;
+		ratio = (double)(c1 - c0) * 1e9 / (double)hz / (double)ns;
+		if (ratio > 0.98 && ratio < 1.02) {
+			break;
+		}
+	}
+	CU_ASSERT(ratio > 0.98 && ratio < 1.02);
+}
+
 static int
 suite_init(void)
 {
@@ -784,5 +820,6 @@ main(void)
 	CU_ADD_TEST(suite, test_thread_exit_race);
 	CU_ADD_TEST(suite, test_for_each_thread);
 	CU_ADD_TEST(suite, test_for_each_thread_exit);
+	CU_ADD_TEST(suite, test_ticks_rate);
 	return sl_ut_run();
 }
