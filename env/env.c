@@ -520,9 +520,9 @@ static const char *const g_env_log_demoted[] = {
 /* What the EAL says when a secondary joins a group whose primary is gone (expected:
  * env_attaching explained it once, in its own words). */
 static const char *const g_env_log_demoted_adopting[] = {
-	"mp_socket) due to Connection refused",  "Fail to send request",
-	"Failed to request vdev from primary",   "Cannot request default VFIO container fd",
-	"VFIO support could not be initialized",
+	"mp_socket) due to Connection refused", "Fail to send request",
+	"Failed to request vdev from primary",  "Cannot request default VFIO container fd",
+	"Cannot request VFIO container fd",     "VFIO support could not be initialized",
 };
 
 static bool

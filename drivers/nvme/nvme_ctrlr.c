@@ -724,10 +724,49 @@ static int
 nvme_ctrlr_init_ready(struct sl_nvme_ctrlr *ctrlr)
 {
 	nvme_ctrlr_set_state(ctrlr, NVME_CTRLR_STATE_READY, 0);
+	ctrlr->was_primary = nvme_ctrlr_is_primary(ctrlr);
 	if (nvme_ctrlr_is_primary(ctrlr)) {
 		atomic_store(&ctrlr->shared->init_state, NVME_SHARED_READY);
 	}
 	return 0;
+}
+
+/*
+ * Whether the controller is as the shared state says (a joiner adopts it only then):
+ * enabled and ready, no fatal status, and its admin queue registers pointing at the
+ * shared admin queue. \return NULL, or what is wrong.
+ */
+static const char *
+nvme_ctrlr_adopt_check(struct sl_nvme_ctrlr *ctrlr, char *buf, size_t len)
+{
+	const struct nvme_admin_shared *a = &ctrlr->shared->admin;
+	union sl_nvme_csts_register csts = nvme_ctrlr_get_csts(ctrlr);
+	union sl_nvme_cc_register cc = nvme_ctrlr_get_cc(ctrlr);
+	union sl_nvme_aqa_register aqa = {.raw = nvme_ctrlr_get_reg4(ctrlr, SL_NVME_REG_AQA)};
+	uint64_t asq = nvme_ctrlr_get_reg8(ctrlr, SL_NVME_REG_ASQ);
+	uint64_t acq = nvme_ctrlr_get_reg8(ctrlr, SL_NVME_REG_ACQ);
+
+	if (csts.raw == UINT32_MAX) {
+		snprintf(buf, len, "its registers read all ones");
+	} else if (atomic_load(&ctrlr->shared->init_state) != NVME_SHARED_READY) {
+		snprintf(buf, len, "its initialisation never finished");
+	} else if (!cc.bits.en || !csts.bits.rdy) {
+		snprintf(buf, len, "it is not enabled (CC.EN %u, CSTS.RDY %u)", cc.bits.en,
+			 csts.bits.rdy);
+	} else if (csts.bits.cfs) {
+		snprintf(buf, len, "it reports a fatal status (CSTS.CFS)");
+	} else if (a->sq == NULL || asq != a->sq_iova || acq != a->cq_iova ||
+		   aqa.bits.asqs + 1u != a->num_entries) {
+		snprintf(buf, len,
+			 "its admin queue (ASQ 0x%llx ACQ 0x%llx, %u entries) is not the shared "
+			 "one (0x%llx, 0x%llx, %u)",
+			 (unsigned long long)asq, (unsigned long long)acq, aqa.bits.asqs + 1u,
+			 (unsigned long long)a->sq_iova, (unsigned long long)a->cq_iova,
+			 a->num_entries);
+	} else {
+		return NULL;
+	}
+	return buf;
 }
 
 /* A process joining a controller that another initialised: the admin queue, the
@@ -736,8 +775,30 @@ static int
 nvme_ctrlr_state_attach_shared(struct sl_nvme_ctrlr *ctrlr)
 {
 	struct nvme_ctrlr_shared *s = ctrlr->shared;
+	const char *why;
+	char buf[160];
 	int rc;
 
+	why = nvme_ctrlr_adopt_check(ctrlr, buf, sizeof(buf));
+	if (why != NULL) {
+		nvme_ctrlr_lock(ctrlr);
+		if (nvme_ledger_others_alive(ctrlr)) {
+			nvme_ctrlr_unlock(ctrlr);
+			SL_ERRLOG("%s: cannot join the controller: %s; it will be reset by the "
+				  "first process to connect after every other has detached (see "
+				  "the ledger)\n",
+				  s->trid.traddr, why);
+			return nvme_ctrlr_init_fail(ctrlr, -EBUSY, "inconsistent shared state");
+		}
+		SL_WARNLOG("%s: the shared state cannot be adopted: %s; no other process holds "
+			   "the controller: resetting it\n",
+			   s->trid.traddr, why);
+		s->slots[ctrlr->slot].primary = true;
+		atomic_store(&s->init_state, NVME_SHARED_INITIALISING);
+		nvme_ctrlr_unlock(ctrlr);
+		nvme_ctrlr_set_state(ctrlr, NVME_CTRLR_STATE_INIT, 0);
+		return 0;
+	}
 	if (ctrlr->adminq == NULL) {
 		ctrlr->adminq =
 			nvme_qpair_construct(ctrlr, 0, s->admin.num_entries, NVME_ADMIN_REQUESTS);
@@ -1113,6 +1174,17 @@ nvme_ctrlr_create_io_queues(struct sl_nvme_ctrlr *ctrlr, struct sl_nvme_qpair *q
 	uint64_t gen;
 	int rc;
 
+	/* The shadow doorbells of a queue ID that another queue used before (a reaped
+	 * process's, say) still hold its positions: a controller reading them would take
+	 * the stale tail for new entries, and a stale event index suppresses our MMIO
+	 * wake-ups. Start them at zero like the queue. */
+	if (qpair->sq_shadow != NULL) {
+		*qpair->sq_shadow = 0;
+		*qpair->sq_eventidx = 0;
+		*qpair->cq_shadow = 0;
+		*qpair->cq_eventidx = 0;
+		atomic_thread_fence(memory_order_seq_cst);
+	}
 	nvme_ctrlr_lock(ctrlr);
 	gen = atomic_load(&ctrlr->shared->reset_gen);
 	rc = sl_nvme_ctrlr_cmd_admin_sync(ctrlr, &cq, NULL, 0, NULL);
@@ -1248,6 +1320,18 @@ nvme_ctrlr_aer_cpl(void *cb_arg, const struct sl_nvme_cpl *cpl)
 
 	ctrlr->num_aers--;
 	if (sl_nvme_cpl_is_error(cpl)) {
+		if (cpl->status.sct == SL_NVME_SCT_COMMAND_SPECIFIC &&
+		    cpl->status.sc == SL_NVME_SC_ASYNC_EVENT_REQUEST_LIMIT_EXCEEDED) {
+			/* A primary that left (or died) still has its requests on the controller;
+			 * events complete those, and are then dropped. */
+			if (ctrlr->num_aers == 0) {
+				SL_NOTICELOG(
+					"%s: the controller still holds the asynchronous event "
+					"requests of a previous primary\n",
+					ctrlr->shared->trid.traddr);
+			}
+			return;
+		}
 		if (cpl->status.sc != SL_NVME_SC_ABORTED_SQ_DELETION) {
 			SL_WARNLOG("%s: asynchronous event request failed: %s\n",
 				   ctrlr->shared->trid.traddr,
@@ -1483,6 +1567,11 @@ nvme_ctrlr_ledger_poll(struct sl_nvme_ctrlr *ctrlr)
 	if (sl_get_ticks() >= ctrlr->next_reap) {
 		nvme_ledger_reap(ctrlr);
 	}
+	/* Became the primary (the old one left or was reaped): its AERs are ours now. */
+	if (nvme_ctrlr_is_primary(ctrlr) && !ctrlr->was_primary) {
+		ctrlr->adopted = true;
+	}
+	ctrlr->was_primary = nvme_ctrlr_is_primary(ctrlr);
 	if (ctrlr->adopted && ctrlr->state == NVME_CTRLR_STATE_READY) {
 		ctrlr->adopted = false;
 		n = SL_MIN(ctrlr->shared->opts.aer_count, ctrlr->shared->cdata.aerl + 1u);

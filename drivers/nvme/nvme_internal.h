@@ -225,6 +225,9 @@ struct nvme_ledger_slot {
 	struct sl_nvme_cpl parked[NVME_ADMIN_CIDS_PER_SLOT];
 	/* vfio device fd number in that process (for pidfd_getfd by an adopter). */
 	int32_t vfio_fd;
+	/* Its pid namespace (inode of /proc/self/ns/pid): a pid means nothing to a
+	 * process in another namespace, which then never reaps the entry. */
+	uint64_t pidns;
 };
 
 /* One I/O queue ID: who holds it, and the DMA memory its queues live in, so that a
@@ -328,6 +331,7 @@ struct sl_nvme_ctrlr {
 	uint64_t seen_reset_gen;
 	/* This process became the primary by reaping the old one: it owes the AERs. */
 	bool adopted;
+	bool was_primary;
 	bool registered;
 	TAILQ_ENTRY(sl_nvme_ctrlr) registry_link;
 	TAILQ_HEAD(, sl_nvme_qpair) io_qpairs;

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sluice/env.h"
@@ -40,6 +41,7 @@
 
 static uint64_t g_self_start_time;
 static int g_self_pid;
+static uint64_t g_self_pidns;
 
 /* Parse /proc/<pid>/stat. \return 0, or -ENOENT (no such process) / -EIO. */
 static int
@@ -97,15 +99,31 @@ nvme_ledger_proc_alive(int pid, uint64_t start_time)
 	return state != 'Z' && state != 'X' && state != 'x';
 }
 
+static void nvme_ledger_self(void);
+
+/* Whether the process of a slot lives, as far as this process can tell. */
+static bool
+nvme_ledger_slot_alive(const struct nvme_ledger_slot *slot)
+{
+	nvme_ledger_self();
+	if (slot->pidns != g_self_pidns && slot->pidns != 0 && g_self_pidns != 0) {
+		return true;
+	}
+	return nvme_ledger_proc_alive(slot->pid, slot->start_time);
+}
+
 static void
 nvme_ledger_self(void)
 {
 	char state;
 
+	struct stat st;
+
 	if (g_self_pid != getpid()) {
 		g_self_pid = getpid();
 		g_self_start_time = 0;
 		nvme_ledger_read_stat(g_self_pid, &state, &g_self_start_time);
+		g_self_pidns = stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
 	}
 }
 
@@ -247,6 +265,7 @@ nvme_ledger_claim_slot(struct sl_nvme_ctrlr *ctrlr, bool primary)
 		slot->refs = 1;
 		slot->primary = primary;
 		slot->vfio_fd = -1;
+		slot->pidns = g_self_pidns;
 		slot->state = NVME_SLOT_ACTIVE;
 		ctrlr->slot = i;
 		return 0;
@@ -299,8 +318,7 @@ nvme_ledger_attach(struct sl_nvme_ctrlr *ctrlr, const struct sl_nvme_transport_i
 		}
 		/* Someone else is initialising: wait for it, unless it died doing so. */
 		init = nvme_ledger_initialiser(s);
-		if (init < 0 ||
-		    !nvme_ledger_proc_alive(s->slots[init].pid, s->slots[init].start_time)) {
+		if (init < 0 || !nvme_ledger_slot_alive(&s->slots[init])) {
 			SL_WARNLOG("%s: the process that was initialising the controller is gone: "
 				   "initialising it again\n",
 				   trid->traddr);
@@ -335,6 +353,27 @@ nvme_ledger_attach(struct sl_nvme_ctrlr *ctrlr, const struct sl_nvme_transport_i
 	return 0;
 }
 
+/* The primary leaves (or was reaped): the role goes to the first live process, which
+ * takes up the asynchronous event requests on its next admin poll. */
+static void
+nvme_ledger_hand_over_primary(struct sl_nvme_ctrlr *ctrlr, int from)
+{
+	struct nvme_ctrlr_shared *s = ctrlr->shared;
+	int i;
+
+	s->slots[from].primary = false;
+	for (i = 0; i < NVME_LEDGER_SLOTS; i++) {
+		if (i != from && s->slots[i].state == NVME_SLOT_ACTIVE &&
+		    nvme_ledger_slot_alive(&s->slots[i])) {
+			s->slots[i].primary = true;
+			SL_NOTICELOG("%s: process %d takes over as the controller's primary from "
+				     "%d\n",
+				     s->trid.traddr, s->slots[i].pid, s->slots[from].pid);
+			return;
+		}
+	}
+}
+
 bool
 nvme_ledger_others_alive(struct sl_nvme_ctrlr *ctrlr)
 {
@@ -343,7 +382,7 @@ nvme_ledger_others_alive(struct sl_nvme_ctrlr *ctrlr)
 
 	for (i = 0; i < NVME_LEDGER_SLOTS; i++) {
 		if (i != ctrlr->slot && s->slots[i].state == NVME_SLOT_ACTIVE &&
-		    nvme_ledger_proc_alive(s->slots[i].pid, s->slots[i].start_time)) {
+		    nvme_ledger_slot_alive(&s->slots[i])) {
 			return true;
 		}
 	}
@@ -367,6 +406,9 @@ nvme_ledger_detach(struct sl_nvme_ctrlr *ctrlr)
 		slot->parked_head = slot->parked_tail = 0;
 		slot->refs = 0;
 		slot->state = slot->admin_outstanding ? NVME_SLOT_DRAINING : NVME_SLOT_FREE;
+		if (slot->primary) {
+			nvme_ledger_hand_over_primary(ctrlr, ctrlr->slot);
+		}
 	}
 	for (q = 1; q <= NVME_MAX_IO_QUEUES; q++) {
 		if (s->qids[q].owner == ctrlr->slot + 1) {
@@ -541,7 +583,7 @@ nvme_ledger_borrow_device(struct sl_nvme_ctrlr *ctrlr, const struct sl_pci_addr 
 		const struct nvme_ledger_slot *slot = &s->slots[i];
 
 		if (i == ctrlr->slot || slot->state != NVME_SLOT_ACTIVE || slot->vfio_fd < 0 ||
-		    !nvme_ledger_proc_alive(slot->pid, slot->start_time)) {
+		    !nvme_ledger_slot_alive(slot)) {
 			continue;
 		}
 		dev = sl_pci_device_attach_borrowed(addr, slot->pid, slot->vfio_fd);
@@ -620,9 +662,12 @@ nvme_ledger_delete_queue(struct sl_nvme_ctrlr *ctrlr, uint8_t opc, uint16_t qid)
 	int rc;
 
 	rc = sl_nvme_ctrlr_cmd_admin_sync(ctrlr, &cmd, NULL, 0, &cpl);
-	/* Never created, or gone with a reset: nothing to delete. */
+	/* Never created, or gone with a reset: nothing to delete (QEMU answers Delete CQ
+	 * of a missing queue with Completion Queue Invalid). */
 	if (rc == -EIO && cpl.status.sct == SL_NVME_SCT_COMMAND_SPECIFIC &&
-	    cpl.status.sc == SL_NVME_SC_INVALID_QUEUE_IDENTIFIER) {
+	    (cpl.status.sc == SL_NVME_SC_INVALID_QUEUE_IDENTIFIER ||
+	     (opc == SL_NVME_OPC_DELETE_IO_CQ &&
+	      cpl.status.sc == SL_NVME_SC_COMPLETION_QUEUE_INVALID))) {
 		return 0;
 	}
 	return rc;
@@ -689,11 +734,7 @@ nvme_ledger_reap_slot(struct sl_nvme_ctrlr *ctrlr, int idx)
 	slot->state = slot->admin_outstanding ? NVME_SLOT_DRAINING : NVME_SLOT_FREE;
 	s->reaped++;
 	if (slot->primary) {
-		slot->primary = false;
-		s->slots[ctrlr->slot].primary = true;
-		SL_NOTICELOG("%s: process %d takes over as the controller's primary\n",
-			     s->trid.traddr, g_self_pid);
-		ctrlr->adopted = true;
+		nvme_ledger_hand_over_primary(ctrlr, idx);
 	}
 }
 
@@ -712,7 +753,7 @@ nvme_ledger_reap(struct sl_nvme_ctrlr *ctrlr)
 		struct nvme_ledger_slot *slot = &s->slots[i];
 
 		if (i == ctrlr->slot || slot->state != NVME_SLOT_ACTIVE ||
-		    nvme_ledger_proc_alive(slot->pid, slot->start_time)) {
+		    nvme_ledger_slot_alive(slot)) {
 			continue;
 		}
 		nvme_ledger_reap_slot(ctrlr, i);
@@ -767,6 +808,35 @@ sl_nvme_ctrlr_get_ledger(struct sl_nvme_ctrlr *ctrlr, struct sl_nvme_ledger_info
 	info->shared = ctrlr->shm;
 	nvme_ctrlr_unlock(ctrlr);
 	return 0;
+}
+
+int
+sl_nvme_ctrlr_forge_ledger_entry(struct sl_nvme_ctrlr *ctrlr, int pid, uint64_t start_time,
+				 uint32_t num_qids)
+{
+	struct nvme_ctrlr_shared *s = ctrlr->shared;
+	int mine = ctrlr->slot, rc, qid;
+	uint32_t i;
+
+	nvme_ctrlr_lock(ctrlr);
+	rc = nvme_ledger_claim_slot(ctrlr, false);
+	if (rc == 0) {
+		s->slots[ctrlr->slot].pid = pid;
+		s->slots[ctrlr->slot].start_time = start_time;
+		for (i = 0; i < num_qids; i++) {
+			qid = nvme_ctrlr_alloc_qid(ctrlr);
+			if (qid < 0) {
+				rc = qid;
+				break;
+			}
+		}
+		SL_NOTICELOG("%s: forged ledger entry %d: pid %d, start time %" PRIu64
+			     ", %u queue IDs\n",
+			     s->trid.traddr, ctrlr->slot, pid, start_time, i);
+	}
+	ctrlr->slot = mine;
+	nvme_ctrlr_unlock(ctrlr);
+	return rc;
 }
 
 void

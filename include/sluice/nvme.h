@@ -208,6 +208,14 @@ struct sl_nvme_ledger_info {
 int sl_nvme_ctrlr_get_ledger(struct sl_nvme_ctrlr *ctrlr, struct sl_nvme_ledger_info *info);
 /** Reap dead processes now. \return how many were reaped, or -errno. */
 int sl_nvme_ctrlr_reap(struct sl_nvme_ctrlr *ctrlr);
+/**
+ * Test hook: add a ledger entry as a process with this identity would have left it,
+ * holding num_qids queue IDs (not created on the controller), so that a test can
+ * check that an entry whose pid is dead, or now names another process (pid reuse),
+ * is reaped. \return 0 or -errno (-EBUSY: no free slot or queue ID).
+ */
+int sl_nvme_ctrlr_forge_ledger_entry(struct sl_nvme_ctrlr *ctrlr, int pid, uint64_t start_time,
+				     uint32_t num_qids);
 /** Test hook: take the controller lock and keep it for ms milliseconds (so that a test
  * can kill the process while it holds the lock). */
 void sl_nvme_ctrlr_hold_lock(struct sl_nvme_ctrlr *ctrlr, uint32_t ms);

@@ -180,6 +180,18 @@ test_pid_reuse(void)
 	CU_ASSERT_FALSE(g_m.q[qb->id].created);
 	CU_ASSERT_EQUAL(nvme_ledger_qids_in_use(a), 0);
 	forget(b, &qb, 1);
+
+	/* The test hook forges such an entry; one from another pid namespace is left be. */
+	CU_ASSERT_EQUAL(sl_nvme_ctrlr_forge_ledger_entry(a, getpid(), 1, 2), 0);
+	CU_ASSERT_EQUAL(nvme_ledger_qids_in_use(a), 2);
+	CU_ASSERT_EQUAL(sl_nvme_ctrlr_reap(a), 1);
+	CU_ASSERT_EQUAL(nvme_ledger_qids_in_use(a), 0);
+	CU_ASSERT_EQUAL(sl_nvme_ctrlr_forge_ledger_entry(a, dead_pid(), 1, 1), 0);
+	a->shared->slots[(a->slot + 1) % NVME_LEDGER_SLOTS].pidns ^= 1;
+	CU_ASSERT_EQUAL(sl_nvme_ctrlr_reap(a), 0);
+	CU_ASSERT_EQUAL(nvme_ledger_qids_in_use(a), 1);
+	a->shared->slots[(a->slot + 1) % NVME_LEDGER_SLOTS].pidns ^= 1;
+	CU_ASSERT_EQUAL(sl_nvme_ctrlr_reap(a), 1);
 	sl_nvme_detach(a);
 	g_shm_id = -1;
 }
@@ -327,6 +339,35 @@ test_lock_owner_dead(void)
 	g_shm_id = -1;
 }
 
+/* A joiner finds the controller not as the shared state says: it refuses while
+ * others hold the controller, and resets it once they are gone. */
+static void
+test_inconsistent_state(void)
+{
+	struct sl_nvme_ctrlr *a, *b, *c;
+	uint64_t resets;
+
+	setup_shared();
+	a = mock_ctrlr_attach(&g_m, NULL);
+	/* Someone moved the admin queue behind the ledger's back. */
+	g_m.regs[SL_NVME_REG_ASQ / 4] ^= 0x1000;
+	b = mock_ctrlr_construct(&g_m, NULL);
+	CU_ASSERT_EQUAL(nvme_ctrlr_init_sync(b), -EBUSY);
+	nvme_ctrlr_destruct(b);
+	CU_ASSERT_EQUAL(g_m.regs[SL_NVME_REG_CC / 4] & 1, 1);
+	/* a dies: the next joiner resets the controller and becomes its primary. */
+	a->shared->slots[a->slot].pid = dead_pid();
+	resets = g_m.opc_count[1][SL_NVME_OPC_IDENTIFY];
+	c = mock_ctrlr_construct(&g_m, NULL);
+	CU_ASSERT_EQUAL(nvme_ctrlr_init_sync(c), 0);
+	CU_ASSERT(c->shared->slots[c->slot].primary);
+	CU_ASSERT(g_m.opc_count[1][SL_NVME_OPC_IDENTIFY] > resets);
+	CU_ASSERT_EQUAL(c->num_aers, 4);
+	forget(a, NULL, 0);
+	sl_nvme_detach(c);
+	g_shm_id = -1;
+}
+
 /* A second connect in one process takes a reference. */
 static void
 test_private_mode_single_slot(void)
@@ -356,6 +397,7 @@ main(void)
 		{"primary death: a survivor adopts", test_primary_death},
 		{"50 kill cycles", test_kill_cycles},
 		{"lock owner dead: state recovered", test_lock_owner_dead},
+		{"inconsistent state: refused, then reset", test_inconsistent_state},
 		{"private controller: one slot", test_private_mode_single_slot},
 	};
 
