@@ -34,6 +34,11 @@ struct identify_opts {
 	int shm_id;
 	bool ledger;
 	uint32_t hold_lock_ms;
+	/* --forge-entry PID:START:NQIDS */
+	bool forge;
+	int forge_pid;
+	uint64_t forge_start;
+	uint32_t forge_qids;
 };
 
 static struct identify_opts g_opts = {
@@ -46,7 +51,7 @@ static void
 usage(const char *prog)
 {
 	printf("usage: %s [-r 'trtype:PCIe traddr:<BDF>'] [-n nsid] [--json] [-L flag]\n"
-	       "       [-i shm_id] [--ledger] [--hold-lock MS]\n"
+	       "       [-i shm_id] [--ledger] [--hold-lock MS] [--forge-entry PID:START:NQIDS]\n"
 	       "  -r, --trid   controller to identify (default: every one bound to vfio-pci)\n"
 	       "  -n, --nsid   only this namespace\n"
 	       "  -j, --json   JSON output, with nvme-cli's id-ctrl / id-ns key names\n"
@@ -54,6 +59,9 @@ usage(const char *prog)
 	       "  -i, --shm-id share the controllers of the processes with this id\n"
 	       "  --ledger     print each controller's ledger (processes, queues) as JSON\n"
 	       "               instead of the identify data\n"
+	       "  --forge-entry PID:START:NQIDS  add a ledger entry for pid PID with start time\n"
+	       "                  START holding NQIDS queue IDs, as a process that died (or\n"
+	       "                  whose pid was reused) would leave it (tests of the reaper)\n"
 	       "  --hold-lock MS  take the controller lock and keep it MS ms (crash tests),\n"
 	       "               then go on (identify data not printed)\n",
 	       prog);
@@ -526,6 +534,16 @@ ledger_json(struct sl_nvme_ctrlr *ctrlr)
 static void
 ledger_attach(struct sl_nvme_ctrlr *ctrlr)
 {
+	int rc;
+
+	if (g_opts.forge) {
+		rc = sl_nvme_ctrlr_forge_ledger_entry(ctrlr, g_opts.forge_pid, g_opts.forge_start,
+						      g_opts.forge_qids);
+		if (rc != 0) {
+			fprintf(stderr, "--forge-entry: %s\n", strerror(-rc));
+			g_rc = 1;
+		}
+	}
 	if (g_opts.hold_lock_ms != 0) {
 		printf("pid %d: holding the lock of %s for %u ms\n", (int)getpid(),
 		       sl_nvme_ctrlr_get_transport_id(ctrlr)->traddr, g_opts.hold_lock_ms);
@@ -548,7 +566,7 @@ attach_cb(void *cb_ctx, const struct sl_nvme_transport_id *trid, struct sl_nvme_
 	json_t *nss = j ? json_array() : NULL;
 	uint32_t nsid;
 
-	if (g_opts.ledger || g_opts.hold_lock_ms != 0) {
+	if (g_opts.ledger || g_opts.hold_lock_ms != 0 || g_opts.forge) {
 		json_decref(j);
 		json_decref(nss);
 		ledger_attach(ctrlr);
@@ -590,6 +608,7 @@ parse_args(int argc, char **argv)
 		{"shm-id", required_argument, NULL, 'i'},
 		{"ledger", no_argument, NULL, 'l'},
 		{"hold-lock", required_argument, NULL, 'H'},
+		{"forge-entry", required_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	unsigned long v;
@@ -616,6 +635,17 @@ parse_args(int argc, char **argv)
 			break;
 		case 'l':
 			g_opts.ledger = true;
+			break;
+		case 'F':
+			if (sscanf(optarg, "%d:%" SCNu64 ":%" SCNu32, &g_opts.forge_pid,
+				   &g_opts.forge_start, &g_opts.forge_qids) != 3 ||
+			    g_opts.forge_pid <= 0 || g_opts.forge_qids > 64) {
+				fprintf(stderr,
+					"--forge-entry: expected PID:START:NQIDS, got '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			g_opts.forge = true;
 			break;
 		case 'r':
 			if (sl_nvme_transport_id_parse(&g_opts.trid, optarg) != 0) {
