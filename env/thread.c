@@ -559,15 +559,23 @@ poller_run(struct sl_poller *poller)
 	return rc > 0 ? 1 : 0;
 }
 
+/* \return whether any poller was busy; *poll_busy whether one that was is still
+ * active. A poller that paused itself after its work (the bdev channel's deferred
+ * completions, say) has nothing left that only polling would notice: whatever resumes
+ * it runs on this thread, awake by then, so its work counts as event work. */
 static int
-thread_run_active_pollers(struct sl_thread *thread)
+thread_run_active_pollers(struct sl_thread *thread, bool *poll_busy)
 {
 	struct sl_poller *p, *tmp;
-	int busy = 0;
+	int busy = 0, rc;
 
 	TAILQ_FOREACH_SAFE (p, &thread->active_pollers, tailq, tmp) {
 		if (sl_likely(p->state == POLLER_STATE_WAITING)) {
-			busy |= poller_run(p);
+			rc = poller_run(p);
+			busy |= rc;
+			if (rc && p->state == POLLER_STATE_WAITING) {
+				*poll_busy = true;
+			}
 		}
 		/* Handle what the poller, or one before it, asked for. */
 		if (sl_unlikely(p->state == POLLER_STATE_UNREGISTERED)) {
@@ -678,8 +686,9 @@ sl_thread_poll(struct sl_thread *thread, uint32_t max_msgs, uint64_t now)
 	if (now == 0) {
 		now = sl_get_ticks();
 	}
+	poll = false;
 	event = msg_queue_run(thread, max_msgs) > 0;
-	poll = thread_run_active_pollers(thread) > 0;
+	event |= thread_run_active_pollers(thread, &poll) > 0;
 	event |= thread_run_fd_pollers(thread, now) > 0;
 	busy = event | poll;
 	busy |= thread_run_timed_pollers(thread, now) > 0;

@@ -113,10 +113,13 @@ struct sl_thread {
 
 	/* Set by sl_thread_poll for adaptive scheduling (timed pollers count for
 	 * neither: the reactor wakes for their deadlines anyway):
-	 * poll_busy  - run-always pollers were busy: only polling notices their next
-	 *              work (device completions), so the reactor keeps spinning;
-	 * event_busy - messages or fd pollers were busy: their next work wakes a
-	 *              sleeping reactor by itself, so spinning after it is short. */
+	 * poll_busy  - run-always pollers were busy and are still active: only polling
+	 *              notices their next work (device completions), so the reactor
+	 *              keeps spinning;
+	 * event_busy - messages, fd pollers, or run-always pollers that paused themselves
+	 *              after their work were busy: their next work wakes a sleeping
+	 *              reactor by itself (or runs on an awake one), so spinning after it
+	 *              is short. */
 	bool poll_busy;
 	bool event_busy;
 

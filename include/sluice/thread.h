@@ -36,7 +36,11 @@ typedef void (*sl_msg_fn)(void *ctx);
  * sleeps otherwise, so a poller that returns IDLE with work outstanding may see that
  * work only on the next wake-up (message, timer or fd). Timed pollers need no such
  * care: the reactor wakes for their deadline whatever they return, and their BUSY does
- * not keep it spinning. Work signalled through an fd belongs in an fd poller.
+ * not keep it spinning. Work signalled through an fd belongs in an fd poller. A
+ * run-always poller that pauses itself once its work is done (deferred completions,
+ * resumed by whoever queues more on its thread) has nothing left for polling to
+ * notice: its BUSY counts as event work, like a message's, and does not keep the
+ * reactor spinning either.
  */
 enum sl_poller_status {
 	/** Nothing was done and nothing is pending that only polling would notice. */

@@ -352,6 +352,42 @@ poller_pause_self(void *arg)
 	return SL_POLLER_IDLE;
 }
 
+static int
+poller_pause_self_busy(void *arg)
+{
+	struct pauser *p = arg;
+
+	p->runs++;
+	sl_poller_pause(p->poller);
+	return SL_POLLER_BUSY;
+}
+
+/* A run-always poller busy and still active keeps an adaptive reactor polling; one that
+ * paused itself after its work (deferred completions) counts as event work. */
+static void
+test_poller_busy_kinds(void)
+{
+	struct sl_thread *t = thread_new("kinds");
+	struct pauser self = {0};
+	struct sl_poller *active;
+	int nactive = 0;
+
+	sl_set_thread(t);
+	self.poller = sl_poller_register(poller_pause_self_busy, &self, 0, "self");
+	CU_ASSERT(sl_thread_poll(t, 0, 0) > 0);
+	CU_ASSERT(self.runs == 1);
+	CU_ASSERT(!t->poll_busy);
+	CU_ASSERT(t->event_busy);
+	CU_ASSERT(sl_thread_poll(t, 0, 0) == 0);
+	CU_ASSERT(!t->poll_busy && !t->event_busy);
+	active = sl_poller_register(poller_count, &nactive, 0, "active");
+	CU_ASSERT(sl_thread_poll(t, 0, 0) > 0);
+	CU_ASSERT(t->poll_busy);
+	sl_poller_unregister(&active);
+	sl_poller_unregister(&self.poller);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
+}
+
 static void
 test_poller_pause_resume(void)
 {
@@ -780,6 +816,7 @@ main(void)
 	CU_ADD_TEST(suite, test_poller_unregister_in_callback);
 	CU_ADD_TEST(suite, test_poller_unregister_off_thread);
 	CU_ADD_TEST(suite, test_poller_pause_resume);
+	CU_ADD_TEST(suite, test_poller_busy_kinds);
 	CU_ADD_TEST(suite, test_fd_poller);
 	CU_ADD_TEST(suite, test_poller_off_thread);
 	CU_ADD_TEST(suite, test_thread_exit_drains);
