@@ -10,7 +10,10 @@
  * its fd pollers' fds is). The reactor sleeps in epoll_pwait2() until the nearest
  * timed poller is due once it has gone idle_spin_us without busy run-always pollers
  * (work only polling notices, such as device completions) and REACTOR_EVENT_SPIN_US
- * without messages or busy fd pollers (work whose successor wakes it anyway). Senders wake it
+ * without messages from other threads (whose successors wake it, at a cost to their
+ * senders), and at once after any other work: fd pollers, and what they set off on
+ * their own thread, are woken by epoll, and a sleep that finds work pending costs one
+ * syscall that returns at once. Senders wake it
  * through the eventfd, and only when it sleeps, so a message to a spinning reactor costs no
  * syscall. The lost wake-up race is closed Dekker-style: the reactor stores `sleeping` and then
  * re-reads the message rings; a sender enqueues and then reads `sleeping`; both with full fences
@@ -42,10 +45,11 @@
  * devices and a message round trip to another reactor; short enough that an idle
  * reactor costs nothing measurable (see test/bench/README.md). */
 #define REACTOR_IDLE_SPIN_US_DEFAULT 200
-/* After event-driven work (a message, a socket) a reactor spins only this long: the
- * next event wakes it through epoll, and spinning for it would make a server at a
- * steady request rate burn its whole core (100K NBD requests/s never leave a 200 us
- * gap). Long enough to catch the next request of a burst without a syscall. */
+/* After messages from other threads a reactor spins only this long: the next one
+ * wakes it through the eventfd, which its sender pays for, so a short spin catches the
+ * next of a burst for free. Not after fd work: spinning for the next request would make
+ * a server at a steady request rate burn its whole core (100K NBD requests/s never
+ * leave a 20 us gap), while sleeping costs only the sleeper. */
 #define REACTOR_EVENT_SPIN_US 20
 /* Longest sleep while stopping: exiting threads are checked at least this often. */
 #define REACTOR_STOP_SLEEP_US 1000
@@ -69,7 +73,7 @@ struct reactor {
 	TAILQ_HEAD(, reactor_thread) threads;
 	bool stop_seen;
 	uint64_t last_poll_busy_tick;  /* last run-always poller work */
-	uint64_t last_event_busy_tick; /* last message or fd poller work */
+	uint64_t last_event_busy_tick; /* last message from another thread */
 
 	/* Read by other OS threads: sleeping by senders, the rest by get_info. */
 	atomic_bool sleeping __attribute__((aligned(SL_CACHE_LINE)));
@@ -281,7 +285,8 @@ static void
 reactor_sleep(struct reactor *r, uint64_t now)
 {
 	struct epoll_event evs[REACTOR_EPOLL_EVENTS];
-	uint64_t ticks, val;
+	struct reactor_thread *rt;
+	uint64_t ticks, val, end;
 	int n, i;
 
 	atomic_store(&r->sleeping, true);
@@ -298,6 +303,13 @@ reactor_sleep(struct reactor *r, uint64_t now)
 	atomic_fetch_add_explicit(&r->sleeps, 1, memory_order_relaxed);
 	n = reactor_epoll_wait(r, evs, ticks);
 	atomic_store(&r->sleeping, false);
+	/* The wait just looked at every thread's fds: those it did not report are quiet,
+	 * and need no look of their own until their next period (an epoll_wait() per
+	 * thread per wake-up otherwise). */
+	end = sl_get_ticks();
+	TAILQ_FOREACH (rt, &r->threads, link) {
+		sl_thread_get_from_ctx(rt)->last_fd_poll_tick = end;
+	}
 	for (i = 0; i < n; i++) {
 		struct sl_thread *thread = evs[i].data.ptr;
 
@@ -310,7 +322,7 @@ reactor_sleep(struct reactor *r, uint64_t now)
 			thread->fd_ready = true;
 		}
 	}
-	atomic_fetch_add_explicit(&r->idle_tsc, sl_get_ticks() - now, memory_order_relaxed);
+	atomic_fetch_add_explicit(&r->idle_tsc, end - now, memory_order_relaxed);
 }
 
 static void

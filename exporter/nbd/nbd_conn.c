@@ -1083,7 +1083,10 @@ conn_poll(void *arg)
 		conn_check_hangup(conn);
 	}
 	conn_check_done(conn);
-	return SL_POLLER_BUSY;
+	/* The socket is drained here (a short recv() or EAGAIN), or reading stopped on
+	 * purpose (no free slot, closing) and resumes through conn_schedule(): no need
+	 * for the thread to look at the fd again before epoll says so. */
+	return SL_POLLER_IDLE;
 }
 
 int
