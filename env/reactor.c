@@ -74,6 +74,7 @@ struct reactor {
 	bool stop_seen;
 	uint64_t last_poll_busy_tick;  /* last run-always poller work */
 	uint64_t last_event_busy_tick; /* last message from another thread */
+	uint64_t last_fd_check_tick;   /* last look at all threads' fds */
 
 	/* Read by other OS threads: sleeping by senders, the rest by get_info. */
 	atomic_bool sleeping __attribute__((aligned(SL_CACHE_LINE)));
@@ -281,13 +282,57 @@ reactor_epoll_wait(struct reactor *r, struct epoll_event *evs, uint64_t ticks)
 	return n;
 }
 
+/* Take the events of a wait on the reactor's epoll fd. The wait looked at every
+ * thread's fds: those it did not report are quiet and need no look of their own until
+ * their next period (an epoll_wait() per thread otherwise). */
+static void
+reactor_take_events(struct reactor *r, const struct epoll_event *evs, int n, uint64_t now)
+{
+	struct reactor_thread *rt;
+	uint64_t val;
+	int i;
+
+	TAILQ_FOREACH (rt, &r->threads, link) {
+		sl_thread_get_from_ctx(rt)->last_fd_poll_tick = now;
+	}
+	for (i = 0; i < n; i++) {
+		struct sl_thread *thread = evs[i].data.ptr;
+
+		if (thread == NULL) {
+			if (read(r->evfd, &val, sizeof(val)) < 0 && errno != EAGAIN) {
+				SL_ERRLOG("reactor %u: eventfd read: %s\n", r->index,
+					  strerror(errno));
+			}
+		} else {
+			thread->fd_ready = true;
+		}
+	}
+}
+
+/* While awake, look at every thread's fds with one epoll_wait() on the reactor's epoll
+ * fd every THREAD_FD_POLL_US, rather than one per thread. */
+static void
+reactor_check_fds(struct reactor *r, uint64_t now)
+{
+	struct epoll_event evs[REACTOR_EPOLL_EVENTS];
+	int n;
+
+	if (now - r->last_fd_check_tick < g_thread_fd_poll_ticks) {
+		return;
+	}
+	r->last_fd_check_tick = now;
+	n = epoll_wait(r->epfd, evs, REACTOR_EPOLL_EVENTS, 0);
+	if (n >= 0) {
+		reactor_take_events(r, evs, n, now);
+	}
+}
+
 static void
 reactor_sleep(struct reactor *r, uint64_t now)
 {
 	struct epoll_event evs[REACTOR_EPOLL_EVENTS];
-	struct reactor_thread *rt;
-	uint64_t ticks, val, end;
-	int n, i;
+	uint64_t ticks, end;
+	int n;
 
 	atomic_store(&r->sleeping, true);
 	/* The ring counts below are plain loads (rte_ring_count), which a seq_cst store
@@ -303,25 +348,9 @@ reactor_sleep(struct reactor *r, uint64_t now)
 	atomic_fetch_add_explicit(&r->sleeps, 1, memory_order_relaxed);
 	n = reactor_epoll_wait(r, evs, ticks);
 	atomic_store(&r->sleeping, false);
-	/* The wait just looked at every thread's fds: those it did not report are quiet,
-	 * and need no look of their own until their next period (an epoll_wait() per
-	 * thread per wake-up otherwise). */
 	end = sl_get_ticks();
-	TAILQ_FOREACH (rt, &r->threads, link) {
-		sl_thread_get_from_ctx(rt)->last_fd_poll_tick = end;
-	}
-	for (i = 0; i < n; i++) {
-		struct sl_thread *thread = evs[i].data.ptr;
-
-		if (thread == NULL) {
-			if (read(r->evfd, &val, sizeof(val)) < 0 && errno != EAGAIN) {
-				SL_ERRLOG("reactor %u: eventfd read: %s\n", r->index,
-					  strerror(errno));
-			}
-		} else {
-			thread->fd_ready = true;
-		}
-	}
+	r->last_fd_check_tick = end;
+	reactor_take_events(r, evs, SL_MAX(n, 0), end);
 	atomic_fetch_add_explicit(&r->idle_tsc, end - now, memory_order_relaxed);
 }
 
@@ -348,6 +377,7 @@ reactor_run(struct reactor *r)
 			}
 		}
 		busy = poll = event = false;
+		reactor_check_fds(r, now);
 		TAILQ_FOREACH_SAFE (rt, &r->threads, link, tmp) {
 			struct sl_thread *thread = sl_thread_get_from_ctx(rt);
 
