@@ -292,8 +292,11 @@ reactor_take_events(struct reactor *r, const struct epoll_event *evs, int n, uin
 	uint64_t val;
 	int i;
 
+	/* A full array may have left ready threads out: they look for themselves. */
 	TAILQ_FOREACH (rt, &r->threads, link) {
-		sl_thread_get_from_ctx(rt)->last_fd_poll_tick = now;
+		if (n < REACTOR_EPOLL_EVENTS) {
+			sl_thread_get_from_ctx(rt)->last_fd_poll_tick = now;
+		}
 	}
 	for (i = 0; i < n; i++) {
 		struct sl_thread *thread = evs[i].data.ptr;
