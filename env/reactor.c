@@ -11,9 +11,10 @@
  * timed poller is due once it has gone idle_spin_us without busy run-always pollers
  * (work only polling notices, such as device completions) and REACTOR_EVENT_SPIN_US
  * without messages from other threads (whose successors wake it, at a cost to their
- * senders), and at once after any other work: fd pollers, and what they set off on
- * their own thread, are woken by epoll, and a sleep that finds work pending costs one
- * syscall that returns at once. Senders wake it
+ * senders) or fd pollers in the middle of a transfer, and at once after any other
+ * work: fd pollers that drained their fd, and what they set off on their own thread,
+ * are woken by epoll, and a sleep that finds work pending costs one syscall that
+ * returns at once. Senders wake it
  * through the eventfd, and only when it sleeps, so a message to a spinning reactor costs no
  * syscall. The lost wake-up race is closed Dekker-style: the reactor stores `sleeping` and then
  * re-reads the message rings; a sender enqueues and then reads `sleeping`; both with full fences
@@ -47,9 +48,10 @@
 #define REACTOR_IDLE_SPIN_US_DEFAULT 200
 /* After messages from other threads a reactor spins only this long: the next one
  * wakes it through the eventfd, which its sender pays for, so a short spin catches the
- * next of a burst for free. Not after fd work: spinning for the next request would make
- * a server at a steady request rate burn its whole core (100K NBD requests/s never
- * leave a 20 us gap), while sleeping costs only the sleeper. */
+ * next of a burst for free. Likewise in the middle of a transfer on a socket. Not
+ * after other fd work: spinning for the next request would make a server at a steady
+ * request rate burn its whole core (100K NBD requests/s never leave a 20 us gap),
+ * while sleeping costs only the sleeper. */
 #define REACTOR_EVENT_SPIN_US 20
 /* Longest sleep while stopping: exiting threads are checked at least this often. */
 #define REACTOR_STOP_SLEEP_US 1000

@@ -716,6 +716,9 @@ sl_thread_poll(struct sl_thread *thread, uint32_t max_msgs, uint64_t now)
 	busy = msg_queue_run(thread, max_msgs, &event) > 0;
 	busy |= thread_run_active_pollers(thread, &poll) > 0;
 	busy |= thread_run_fd_pollers(thread, now) > 0;
+	/* An fd poller in the middle of a transfer: its next input is microseconds
+	 * away, cheaper to catch spinning than through a sleep. */
+	event |= thread->fd_busy;
 	busy |= thread_run_timed_pollers(thread, now) > 0;
 	thread_reap_pollers(thread);
 	thread->event_busy = event;

@@ -120,9 +120,10 @@ struct sl_thread {
 	 * poll_busy  - run-always pollers were busy and are still active: only polling
 	 *              notices their next work (device completions), so the reactor
 	 *              keeps spinning;
-	 * event_busy - messages from other threads were run: the next one wakes a
-	 *              sleeping reactor by itself, but at a cost to its sender (an
-	 *              eventfd write), so the reactor spins a little after them.
+	 * event_busy - messages from other threads were run (the next one wakes a
+	 *              sleeping reactor by itself, but at a cost to its sender: an
+	 *              eventfd write), or an fd poller is in the middle of a transfer
+	 *              (returned BUSY): the reactor spins a little after them.
 	 * Other work -- fd pollers, messages a thread sent itself, run-always pollers
 	 * that paused themselves after their work -- sets neither: what comes next is
 	 * either pending already (sl_thread_next_poller_ticks says so) or arrives through

@@ -35,9 +35,11 @@ typedef void (*sl_msg_fn)(void *ctx);
  * any run-always poller was busy in its last idle_spin_us (or a message from another
  * thread ran in a shorter window), and sleeps otherwise, so a poller that returns IDLE
  * with work outstanding may see that work only on the next wake-up (message, timer or
- * fd). An fd poller returns BUSY when it may have left input unread (it stopped at a
- * batch limit), so it is polled again before the thread sleeps, and IDLE once it has
- * drained its fd (read until EAGAIN or a short read): epoll reports the next input. Timed pollers
+ * fd). An fd poller returns BUSY when more input is expected within microseconds (it
+ * stopped at a batch limit, or is in the middle of a transfer), so it is polled again
+ * at once and the reactor spins briefly before it sleeps, and IDLE once it has drained
+ * its fd (read until EAGAIN or a short read) and the next input may be far off: epoll
+ * reports it. Timed pollers
  * need no such care: the reactor wakes for their deadline whatever they return, and their BUSY does
  * not keep it spinning. Work signalled through an fd belongs in an fd poller. A
  * run-always poller that pauses itself once its work is done (deferred completions,
