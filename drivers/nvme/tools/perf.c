@@ -471,6 +471,19 @@ submit_task(struct perf_task *task)
 	return rc;
 }
 
+/* One completed I/O of ctx: its latency and the count the reporter reads. */
+static void
+ctx_account_io(struct perf_ns_ctx *ctx, uint64_t tsc)
+{
+	ctx->total_tsc += tsc;
+	ctx->min_tsc = tsc < ctx->min_tsc ? tsc : ctx->min_tsc;
+	ctx->max_tsc = tsc > ctx->max_tsc ? tsc : ctx->max_tsc;
+	ctx->histogram[hist_index(tsc)]++;
+	atomic_store_explicit(&ctx->io_completed,
+			      atomic_load_explicit(&ctx->io_completed, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 static void
 io_complete(void *arg, const struct sl_nvme_cpl *cpl)
 {
@@ -482,13 +495,7 @@ io_complete(void *arg, const struct sl_nvme_cpl *cpl)
 	if (sl_unlikely(sl_nvme_cpl_is_error(cpl))) {
 		ctx->io_errors++;
 	}
-	ctx->total_tsc += tsc;
-	ctx->min_tsc = tsc < ctx->min_tsc ? tsc : ctx->min_tsc;
-	ctx->max_tsc = tsc > ctx->max_tsc ? tsc : ctx->max_tsc;
-	ctx->histogram[hist_index(tsc)]++;
-	atomic_store_explicit(&ctx->io_completed,
-			      atomic_load_explicit(&ctx->io_completed, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	ctx_account_io(ctx, tsc);
 	if (!ctx->draining) {
 		submit_task(task);
 	}
@@ -697,13 +704,7 @@ verify_io_done(void *arg, const struct sl_nvme_cpl *cpl)
 	uint8_t next_gen = gen == UINT8_MAX ? 1 : (uint8_t)(gen + 1);
 
 	ctx->current_queue_depth--;
-	ctx->total_tsc += tsc;
-	ctx->min_tsc = tsc < ctx->min_tsc ? tsc : ctx->min_tsc;
-	ctx->max_tsc = tsc > ctx->max_tsc ? tsc : ctx->max_tsc;
-	ctx->histogram[hist_index(tsc)]++;
-	atomic_store_explicit(&ctx->io_completed,
-			      atomic_load_explicit(&ctx->io_completed, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	ctx_account_io(ctx, tsc);
 	if (sl_nvme_cpl_is_error(cpl)) {
 		verify_io_error(task, lba, cpl);
 		/* What is on the media is unknown now: do not check it on a revisit. */
