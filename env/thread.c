@@ -765,9 +765,6 @@ thread_run_fd_pollers(struct sl_thread *thread, uint64_t now)
 	int n;
 
 	if (thread->fd_count == 0) {
-		/* The last fd poller may have gone in the poll that set these: left set,
-		 * they would keep the thread due forever and its reactor from sleeping. */
-		thread->fd_ready = thread->fd_busy = false;
 		return 0;
 	}
 	if (!thread->fd_ready && !thread->fd_busy &&
