@@ -10,7 +10,11 @@
  * its fd pollers' fds is). The reactor sleeps in epoll_pwait2() until the nearest
  * timed poller is due once it has gone idle_spin_us without busy run-always pollers
  * (work only polling notices, such as device completions) and REACTOR_EVENT_SPIN_US
- * without messages or busy fd pollers (work whose successor wakes it anyway). Senders wake it
+ * without messages from other threads (whose successors wake it, at a cost to their
+ * senders) or fd pollers in the middle of a transfer, and at once after any other
+ * work: fd pollers that drained their fd, and what they set off on their own thread,
+ * are woken by epoll, and a sleep that finds work pending costs one syscall that
+ * returns at once. Senders wake it
  * through the eventfd, and only when it sleeps, so a message to a spinning reactor costs no
  * syscall. The lost wake-up race is closed Dekker-style: the reactor stores `sleeping` and then
  * re-reads the message rings; a sender enqueues and then reads `sleeping`; both with full fences
@@ -42,10 +46,12 @@
  * devices and a message round trip to another reactor; short enough that an idle
  * reactor costs nothing measurable (see test/bench/README.md). */
 #define REACTOR_IDLE_SPIN_US_DEFAULT 200
-/* After event-driven work (a message, a socket) a reactor spins only this long: the
- * next event wakes it through epoll, and spinning for it would make a server at a
- * steady request rate burn its whole core (100K NBD requests/s never leave a 200 us
- * gap). Long enough to catch the next request of a burst without a syscall. */
+/* After messages from other threads a reactor spins only this long: the next one
+ * wakes it through the eventfd, which its sender pays for, so a short spin catches the
+ * next of a burst for free. Likewise in the middle of a transfer on a socket. Not
+ * after other fd work: spinning for the next request would make a server at a steady
+ * request rate burn its whole core (100K NBD requests/s never leave a 20 us gap),
+ * while sleeping costs only the sleeper. */
 #define REACTOR_EVENT_SPIN_US 20
 /* Longest sleep while stopping: exiting threads are checked at least this often. */
 #define REACTOR_STOP_SLEEP_US 1000
@@ -69,7 +75,8 @@ struct reactor {
 	TAILQ_HEAD(, reactor_thread) threads;
 	bool stop_seen;
 	uint64_t last_poll_busy_tick;  /* last run-always poller work */
-	uint64_t last_event_busy_tick; /* last message or fd poller work */
+	uint64_t last_event_busy_tick; /* last message from another thread */
+	uint64_t last_fd_check_tick;   /* last look at all threads' fds */
 
 	/* Read by other OS threads: sleeping by senders, the rest by get_info. */
 	atomic_bool sleeping __attribute__((aligned(SL_CACHE_LINE)));
@@ -277,12 +284,60 @@ reactor_epoll_wait(struct reactor *r, struct epoll_event *evs, uint64_t ticks)
 	return n;
 }
 
+/* Take the events of a wait on the reactor's epoll fd. The wait looked at every
+ * thread's fds: those it did not report are quiet and need no look of their own until
+ * their next period (an epoll_wait() per thread otherwise). */
+static void
+reactor_take_events(struct reactor *r, const struct epoll_event *evs, int n, uint64_t now)
+{
+	struct reactor_thread *rt;
+	uint64_t val;
+	int i;
+
+	/* A full array may have left ready threads out: they look for themselves. */
+	TAILQ_FOREACH (rt, &r->threads, link) {
+		if (n < REACTOR_EPOLL_EVENTS) {
+			sl_thread_get_from_ctx(rt)->last_fd_poll_tick = now;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		struct sl_thread *thread = evs[i].data.ptr;
+
+		if (thread == NULL) {
+			if (read(r->evfd, &val, sizeof(val)) < 0 && errno != EAGAIN) {
+				SL_ERRLOG("reactor %u: eventfd read: %s\n", r->index,
+					  strerror(errno));
+			}
+		} else {
+			thread->fd_ready = true;
+		}
+	}
+}
+
+/* While awake, look at every thread's fds with one epoll_wait() on the reactor's epoll
+ * fd every THREAD_FD_POLL_US, rather than one per thread. */
+static void
+reactor_check_fds(struct reactor *r, uint64_t now)
+{
+	struct epoll_event evs[REACTOR_EPOLL_EVENTS];
+	int n;
+
+	if (now - r->last_fd_check_tick < g_thread_fd_poll_ticks) {
+		return;
+	}
+	r->last_fd_check_tick = now;
+	n = epoll_wait(r->epfd, evs, REACTOR_EPOLL_EVENTS, 0);
+	if (n >= 0) {
+		reactor_take_events(r, evs, n, now);
+	}
+}
+
 static void
 reactor_sleep(struct reactor *r, uint64_t now)
 {
 	struct epoll_event evs[REACTOR_EPOLL_EVENTS];
-	uint64_t ticks, val;
-	int n, i;
+	uint64_t ticks, end;
+	int n;
 
 	atomic_store(&r->sleeping, true);
 	/* The ring counts below are plain loads (rte_ring_count), which a seq_cst store
@@ -298,19 +353,10 @@ reactor_sleep(struct reactor *r, uint64_t now)
 	atomic_fetch_add_explicit(&r->sleeps, 1, memory_order_relaxed);
 	n = reactor_epoll_wait(r, evs, ticks);
 	atomic_store(&r->sleeping, false);
-	for (i = 0; i < n; i++) {
-		struct sl_thread *thread = evs[i].data.ptr;
-
-		if (thread == NULL) {
-			if (read(r->evfd, &val, sizeof(val)) < 0 && errno != EAGAIN) {
-				SL_ERRLOG("reactor %u: eventfd read: %s\n", r->index,
-					  strerror(errno));
-			}
-		} else {
-			thread->fd_ready = true;
-		}
-	}
-	atomic_fetch_add_explicit(&r->idle_tsc, sl_get_ticks() - now, memory_order_relaxed);
+	end = sl_get_ticks();
+	r->last_fd_check_tick = end;
+	reactor_take_events(r, evs, SL_MAX(n, 0), end);
+	atomic_fetch_add_explicit(&r->idle_tsc, end - now, memory_order_relaxed);
 }
 
 static void
@@ -336,6 +382,7 @@ reactor_run(struct reactor *r)
 			}
 		}
 		busy = poll = event = false;
+		reactor_check_fds(r, now);
 		TAILQ_FOREACH_SAFE (rt, &r->threads, link, tmp) {
 			struct sl_thread *thread = sl_thread_get_from_ctx(rt);
 

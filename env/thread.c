@@ -375,6 +375,7 @@ sl_thread_send_msg(const struct sl_thread *cthread, sl_msg_fn fn, void *ctx)
 	}
 	msg->fn = fn;
 	msg->arg = ctx;
+	msg->remote = thread != local;
 	/* Announce the send before reading the state: thread_exit_check() sets EXITED,
 	 * then waits for announced senders and re-checks the ring, so a message is
 	 * either refused here or seen there -- never left in a dead thread's ring. */
@@ -398,8 +399,9 @@ sl_thread_send_msg(const struct sl_thread *cthread, sl_msg_fn fn, void *ctx)
 	return 0;
 }
 
+/* \return the number of messages run; *remote is set if one came from elsewhere. */
 static uint32_t
-msg_queue_run(struct sl_thread *thread, uint32_t max_msgs)
+msg_queue_run(struct sl_thread *thread, uint32_t max_msgs, bool *remote)
 {
 	void *msgs[THREAD_MSG_BATCH];
 	uint32_t total = 0;
@@ -416,6 +418,7 @@ msg_queue_run(struct sl_thread *thread, uint32_t max_msgs)
 			sl_msg_fn fn = msg->fn;
 			void *arg = msg->arg;
 
+			*remote |= msg->remote;
 			/* Free first: fn's own sends then reuse the message from the cache. */
 			msg_free(thread, msg);
 			fn(arg);
@@ -681,15 +684,25 @@ poller_run(struct sl_poller *poller)
 	return rc > 0 ? 1 : 0;
 }
 
+/* \return whether any poller was busy; *poll_busy whether one that was is still
+ * active. A poller that paused itself after its work (the bdev channel's deferred
+ * completions, say) has nothing left that only polling would notice: whatever resumes
+ * it runs on this thread, awake by then, so its work counts as event work. */
 static int
-thread_run_active_pollers(struct sl_thread *thread)
+thread_run_active_pollers(struct sl_thread *thread, bool *poll_busy)
 {
 	struct sl_poller *p, *tmp;
-	int busy = 0;
+	int busy = 0, rc;
 
+	/* A resume from here on may land behind the loop: it sets this again. */
+	thread->active_resumed = false;
 	TAILQ_FOREACH_SAFE (p, &thread->active_pollers, tailq, tmp) {
 		if (sl_likely(p->state == POLLER_STATE_WAITING)) {
-			busy |= poller_run(p);
+			rc = poller_run(p);
+			busy |= rc;
+			if (rc && p->state == POLLER_STATE_WAITING) {
+				*poll_busy = true;
+			}
 		}
 		/* Handle what the poller, or one before it, asked for. */
 		if (sl_unlikely(p->state == POLLER_STATE_UNREGISTERED)) {
@@ -730,8 +743,9 @@ thread_run_timed_pollers(struct sl_thread *thread, uint64_t now)
 	return busy;
 }
 
-int
-sl_thread_poll_fds(struct sl_thread *thread, int timeout_ms)
+/* \return the number of fd pollers run, or -errno; *busy is set if one returned BUSY. */
+static int
+thread_poll_fds(struct sl_thread *thread, int timeout_ms, bool *busy)
 {
 	struct epoll_event evs[32];
 	struct sl_thread *orig = tls_thread;
@@ -749,31 +763,54 @@ sl_thread_poll_fds(struct sl_thread *thread, int timeout_ms)
 		if (p->state != POLLER_STATE_WAITING) {
 			continue;
 		}
-		poller_run(p);
+		*busy |= poller_run(p) > 0;
 		count++;
 	}
 	tls_thread = orig;
 	return count;
 }
 
+int
+sl_thread_poll_fds(struct sl_thread *thread, int timeout_ms)
+{
+	bool busy = false;
+
+	return thread_poll_fds(thread, timeout_ms, &busy);
+}
+
 /* Quiet fd pollers cost an epoll_wait() syscall per look, several times the cost of
  * an idle iteration, so they are looked at every THREAD_FD_POLL_US only -- at once
- * while they keep having events, or when a scheduler saw the epoll fd readable. */
+ * while one returns BUSY (it may have left input unread), or when a scheduler saw the
+ * epoll fd readable. A poller that returns IDLE says it drained its fd: epoll will
+ * tell when there is more. A thread with a single fd poller (an NBD connection's)
+ * needs no epoll_wait() when the scheduler saw its epoll fd readable: that can only
+ * mean that fd -- one syscall fewer per wake-up. */
 static int
 thread_run_fd_pollers(struct sl_thread *thread, uint64_t now)
 {
+	struct sl_poller *p;
+	bool busy = false;
 	int n;
 
 	if (thread->fd_count == 0) {
+		/* The last fd poller may have gone in the poll that set these: left set,
+		 * they would keep the thread due forever and its reactor from sleeping. */
+		thread->fd_ready = thread->fd_busy = false;
 		return 0;
 	}
 	if (!thread->fd_ready && !thread->fd_busy &&
 	    now - thread->last_fd_poll_tick < g_thread_fd_poll_ticks) {
 		return 0;
 	}
-	n = sl_thread_poll_fds(thread, 0);
+	p = TAILQ_FIRST(&thread->fd_pollers);
+	if (thread->fd_count == 1 && thread->fd_ready && p->state == POLLER_STATE_WAITING) {
+		busy = poller_run(p) > 0;
+		n = 1;
+	} else {
+		n = thread_poll_fds(thread, 0, &busy);
+	}
 	thread->fd_ready = false;
-	thread->fd_busy = n > 0;
+	thread->fd_busy = busy;
 	thread->last_fd_poll_tick = now;
 	return n > 0;
 }
@@ -797,10 +834,13 @@ sl_thread_poll(struct sl_thread *thread, uint32_t max_msgs, uint64_t now)
 	if (now == 0) {
 		now = sl_get_ticks();
 	}
-	event = msg_queue_run(thread, max_msgs) > 0;
-	poll = thread_run_active_pollers(thread) > 0;
-	event |= thread_run_fd_pollers(thread, now) > 0;
-	busy = event | poll;
+	poll = event = false;
+	busy = msg_queue_run(thread, max_msgs, &event) > 0;
+	busy |= thread_run_active_pollers(thread, &poll) > 0;
+	busy |= thread_run_fd_pollers(thread, now) > 0;
+	/* An fd poller in the middle of a transfer: its next input is microseconds
+	 * away, cheaper to catch spinning than through a sleep. */
+	event |= thread->fd_busy;
 	busy |= thread_run_timed_pollers(thread, now) > 0;
 	thread_reap_pollers(thread);
 	thread->event_busy = event;
@@ -826,7 +866,8 @@ sl_thread_next_poller_ticks(struct sl_thread *thread, uint64_t now)
 {
 	struct sl_poller *p;
 
-	if (sl_thread_has_msgs(thread) || thread->fd_ready || thread->fd_busy) {
+	if (sl_thread_has_msgs(thread) || thread->fd_ready || thread->fd_busy ||
+	    thread->active_resumed) {
 		return 0;
 	}
 	p = TAILQ_FIRST(&thread->timed_pollers);
@@ -884,6 +925,7 @@ sl_poller_register(sl_poller_fn fn, void *arg, uint64_t period_us, const char *n
 		poller->kind = POLLER_KIND_ACTIVE;
 		TAILQ_INSERT_TAIL(&thread->active_pollers, poller, tailq);
 		thread->active_count++;
+		thread->active_resumed = true;
 		return poller;
 	}
 	poller->kind = POLLER_KIND_TIMED;
@@ -1070,6 +1112,7 @@ sl_poller_resume(struct sl_poller *p)
 		p->state = POLLER_STATE_WAITING;
 		if (p->kind == POLLER_KIND_ACTIVE) {
 			thread->active_count++;
+			thread->active_resumed = true;
 		}
 		return;
 	}
@@ -1082,6 +1125,7 @@ sl_poller_resume(struct sl_poller *p)
 	case POLLER_KIND_ACTIVE:
 		TAILQ_INSERT_TAIL(&thread->active_pollers, p, tailq);
 		thread->active_count++;
+		thread->active_resumed = true;
 		break;
 	case POLLER_KIND_TIMED:
 		p->next_run_tick = sl_get_ticks() + p->period_ticks;

@@ -36,6 +36,7 @@ struct thread_msg {
 	sl_msg_fn fn;
 	void *arg;
 	STAILQ_ENTRY(thread_msg) link;
+	bool remote; /* sent from another thread (or from no thread) */
 };
 
 enum poller_state {
@@ -109,14 +110,24 @@ struct sl_thread {
 	/* fd pollers are polled at most every fd_poll_ticks while they stay quiet. */
 	uint64_t last_fd_poll_tick;
 	bool fd_ready; /* set by a scheduler that saw the epoll fd readable */
-	bool fd_busy;  /* the last fd poll ran something: poll again next iteration */
+	bool fd_busy;  /* an fd poller returned BUSY: poll again next iteration */
+	/* A run-always poller was resumed and has not run since: the thread is due (the
+	 * reactor sleeps once it is idle, and nothing would wake it for this one). */
+	bool active_resumed;
 
 	/* Set by sl_thread_poll for adaptive scheduling (timed pollers count for
 	 * neither: the reactor wakes for their deadlines anyway):
-	 * poll_busy  - run-always pollers were busy: only polling notices their next
-	 *              work (device completions), so the reactor keeps spinning;
-	 * event_busy - messages or fd pollers were busy: their next work wakes a
-	 *              sleeping reactor by itself, so spinning after it is short. */
+	 * poll_busy  - run-always pollers were busy and are still active: only polling
+	 *              notices their next work (device completions), so the reactor
+	 *              keeps spinning;
+	 * event_busy - messages from other threads were run (the next one wakes a
+	 *              sleeping reactor by itself, but at a cost to its sender: an
+	 *              eventfd write), or an fd poller is in the middle of a transfer
+	 *              (returned BUSY): the reactor spins a little after them.
+	 * Other work -- fd pollers, messages a thread sent itself, run-always pollers
+	 * that paused themselves after their work -- sets neither: what comes next is
+	 * either pending already (sl_thread_next_poller_ticks says so) or arrives through
+	 * epoll, where sleeping costs nobody but the sleeper. */
 	bool poll_busy;
 	bool event_busy;
 

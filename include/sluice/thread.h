@@ -32,11 +32,20 @@ typedef void (*sl_msg_fn)(void *ctx);
  * A run-always poller returns SL_POLLER_BUSY while it has outstanding work that only
  * polling will notice -- NVMe or I/OAT completions of submitted commands, say -- and
  * SL_POLLER_IDLE when nothing is outstanding. An adaptive reactor keeps spinning while
- * any run-always or fd poller (or a message) was busy in its last idle_spin_us, and
- * sleeps otherwise, so a poller that returns IDLE with work outstanding may see that
- * work only on the next wake-up (message, timer or fd). Timed pollers need no such
- * care: the reactor wakes for their deadline whatever they return, and their BUSY does
- * not keep it spinning. Work signalled through an fd belongs in an fd poller.
+ * any run-always poller was busy in its last idle_spin_us (or a message from another
+ * thread ran in a shorter window), and sleeps otherwise, so a poller that returns IDLE
+ * with work outstanding may see that work only on the next wake-up (message, timer or
+ * fd). An fd poller returns BUSY when more input is expected within microseconds (it
+ * stopped at a batch limit, or is in the middle of a transfer), so it is polled again
+ * at once and the reactor spins briefly before it sleeps, and IDLE once it has drained
+ * its fd (read until EAGAIN or a short read) and the next input may be far off: epoll
+ * reports it. Timed pollers
+ * need no such care: the reactor wakes for their deadline whatever they return, and their BUSY does
+ * not keep it spinning. Work signalled through an fd belongs in an fd poller. A
+ * run-always poller that pauses itself once its work is done (deferred completions,
+ * resumed by whoever queues more on its thread) has nothing left for polling to
+ * notice: its BUSY counts as event work, like a message's, and does not keep the
+ * reactor spinning either.
  */
 enum sl_poller_status {
 	/** Nothing was done and nothing is pending that only polling would notice. */

@@ -352,6 +352,58 @@ poller_pause_self(void *arg)
 	return SL_POLLER_IDLE;
 }
 
+static int
+poller_pause_self_busy(void *arg)
+{
+	struct pauser *p = arg;
+
+	p->runs++;
+	sl_poller_pause(p->poller);
+	return SL_POLLER_BUSY;
+}
+
+/* What keeps an adaptive reactor spinning: a run-always poller busy and still active
+ * (poll_busy), a message from elsewhere (event_busy); not a poller that paused itself
+ * after its work (deferred completions), nor a message the thread sent itself. */
+static void
+test_poller_busy_kinds(void)
+{
+	struct sl_thread *t = thread_new("kinds");
+	struct pauser self = {0};
+	struct sl_poller *active;
+	int nactive = 0;
+
+	sl_set_thread(t);
+	self.poller = sl_poller_register(poller_pause_self_busy, &self, 0, "self");
+	CU_ASSERT(sl_thread_poll(t, 0, 0) > 0);
+	CU_ASSERT(self.runs == 1);
+	CU_ASSERT(!t->poll_busy && !t->event_busy);
+	CU_ASSERT(sl_thread_poll(t, 0, 0) == 0);
+	g_seq_n = 0;
+	CU_ASSERT(sl_thread_send_msg(t, msg_record, (void *)1) == 0);
+	CU_ASSERT(sl_thread_poll(t, 0, 0) > 0);
+	CU_ASSERT(g_seq_n == 1);
+	CU_ASSERT(!t->poll_busy && !t->event_busy);
+	sl_set_thread(NULL);
+	CU_ASSERT(sl_thread_send_msg(t, msg_record, (void *)2) == 0);
+	sl_set_thread(t);
+	CU_ASSERT(sl_thread_poll(t, 0, 0) > 0);
+	CU_ASSERT(g_seq_n == 2);
+	CU_ASSERT(!t->poll_busy && t->event_busy);
+	/* Resumed (by fd work that queued completions, say): it runs before any sleep. */
+	sl_poller_resume(self.poller);
+	CU_ASSERT(sl_thread_next_poller_ticks(t, sl_get_ticks()) == 0);
+	CU_ASSERT(sl_thread_poll(t, 0, 0) > 0);
+	CU_ASSERT(self.runs == 2);
+	CU_ASSERT(sl_thread_next_poller_ticks(t, sl_get_ticks()) == UINT64_MAX);
+	active = sl_poller_register(poller_count, &nactive, 0, "active");
+	CU_ASSERT(sl_thread_poll(t, 0, 0) > 0);
+	CU_ASSERT(t->poll_busy && !t->event_busy);
+	sl_poller_unregister(&active);
+	sl_poller_unregister(&self.poller);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
+}
+
 static void
 test_poller_pause_resume(void)
 {
@@ -497,6 +549,12 @@ test_fd_poller(void)
 		sl_thread_poll(t, 0, 0);
 	}
 	CU_ASSERT(c.runs == 2);
+	/* A scheduler saw the epoll fd readable: the sole fd poller runs without an
+	 * epoll_wait() (the fd is quiet: it reads nothing, and asks for no re-poll). */
+	t->fd_ready = true;
+	sl_thread_poll(t, 0, 0);
+	CU_ASSERT(c.runs == 3);
+	CU_ASSERT(!t->fd_ready && !t->fd_busy);
 	/* Change events: EPOLLOUT on an eventfd is always ready. */
 	CU_ASSERT(sl_poller_fd_set_events(c.poller, EPOLLIN | EPOLLOUT) == 0);
 	CU_ASSERT(sl_thread_poll_fds(t, 0) == 1);
@@ -514,6 +572,9 @@ test_fd_poller(void)
 	poll_for_ms(t, 2);
 	CU_ASSERT(c.runs == 0);
 	CU_ASSERT(t->poller_count == 0);
+	/* Its last busy run must not leave the thread due forever (a reactor that never
+	 * sleeps again after a connection closed). */
+	CU_ASSERT(sl_thread_next_poller_ticks(t, sl_get_ticks()) == UINT64_MAX);
 	CU_ASSERT(sl_poller_register_fd(-1, EPOLLIN, poller_fd_read, &c, "bad") == NULL);
 	close(c.fd);
 	CU_ASSERT(sl_ut_thread_end(t) == 0);
@@ -813,6 +874,7 @@ main(void)
 	CU_ADD_TEST(suite, test_poller_unregister_in_callback);
 	CU_ADD_TEST(suite, test_poller_unregister_off_thread);
 	CU_ADD_TEST(suite, test_poller_pause_resume);
+	CU_ADD_TEST(suite, test_poller_busy_kinds);
 	CU_ADD_TEST(suite, test_fd_poller);
 	CU_ADD_TEST(suite, test_poller_off_thread);
 	CU_ADD_TEST(suite, test_thread_exit_drains);
