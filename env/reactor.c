@@ -405,7 +405,11 @@ reactor_run(struct reactor *r)
 		if (event) {
 			r->last_event_busy_tick = end;
 		}
-		if (end - r->last_poll_busy_tick >= g_idle_spin_ticks &&
+		/* Never straight after work: what it set off may wait for a run-always
+		 * poller (an aio submission batched for the next poll, an NVMe doorbell
+		 * rung on the next completion check) that nothing but another iteration
+		 * runs. An iteration costs no syscall; a missed one costs a request timeout. */
+		if (!busy && end - r->last_poll_busy_tick >= g_idle_spin_ticks &&
 		    end - r->last_event_busy_tick >= g_event_spin_ticks) {
 			reactor_sleep(r, end);
 		}
