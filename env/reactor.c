@@ -364,7 +364,7 @@ reactor_run(struct reactor *r)
 {
 	struct reactor_thread *rt, *tmp;
 	uint64_t now, end;
-	bool busy, poll, event;
+	bool busy, poll, event, again, tbusy;
 
 	tls_reactor = r;
 	r->last_poll_busy_tick = r->last_event_busy_tick = sl_get_ticks();
@@ -381,12 +381,14 @@ reactor_run(struct reactor *r)
 				break;
 			}
 		}
-		busy = poll = event = false;
+		busy = poll = event = again = false;
 		reactor_check_fds(r, now);
 		TAILQ_FOREACH_SAFE (rt, &r->threads, link, tmp) {
 			struct sl_thread *thread = sl_thread_get_from_ctx(rt);
 
-			busy |= sl_thread_poll(thread, 0, now) > 0;
+			tbusy = sl_thread_poll(thread, 0, now) > 0;
+			busy |= tbusy;
+			again |= tbusy && thread->active_count > 0;
 			poll |= thread->poll_busy;
 			event |= thread->event_busy;
 			if (sl_unlikely(sl_thread_is_exited(thread))) {
@@ -405,11 +407,13 @@ reactor_run(struct reactor *r)
 		if (event) {
 			r->last_event_busy_tick = end;
 		}
-		/* Never straight after work: what it set off may wait for a run-always
-		 * poller (an aio submission batched for the next poll, an NVMe doorbell
-		 * rung on the next completion check) that nothing but another iteration
-		 * runs. An iteration costs no syscall; a missed one costs a request timeout. */
-		if (!busy && end - r->last_poll_busy_tick >= g_idle_spin_ticks &&
+		/* Not straight after work on a thread with run-always pollers: what the work
+		 * set off may wait for one of them (an aio submission batched for the next
+		 * poll, an NVMe doorbell rung on the next completion check), and nothing
+		 * but another iteration runs it. An iteration costs no syscall; a missed
+		 * one costs a request timeout. (A thread whose pollers paused themselves,
+		 * a malloc bdev's, has nothing that waits so.) */
+		if (!again && end - r->last_poll_busy_tick >= g_idle_spin_ticks &&
 		    end - r->last_event_busy_tick >= g_event_spin_ticks) {
 			reactor_sleep(r, end);
 		}
