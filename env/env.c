@@ -217,7 +217,7 @@ env_primary_state(const char *prefix)
 static int
 env_live_secondaries(const char *prefix, int *pids, int max)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 300];
+	char dir[PATH_MAX];
 	struct dirent *de;
 	int n = 0, pid;
 	DIR *d;
@@ -231,8 +231,7 @@ env_live_secondaries(const char *prefix, int *pids, int max)
 		if (sscanf(de->d_name, "mp_socket_%d_", &pid) != 1 || pid <= 0) {
 			continue;
 		}
-		snprintf(path, sizeof(path), "/proc/%d", pid);
-		if (access(path, F_OK) != 0 || pid == getpid()) {
+		if (pid == getpid() || sl_env_proc_start_time(pid) == 0) {
 			continue;
 		}
 		if (n < max) {
@@ -777,61 +776,4 @@ int
 sl_env_shm_id(void)
 {
 	return g_env_shm_id;
-}
-
-uint64_t
-env_proc_stat_start_time(const char *line)
-{
-	const char *p;
-	char *end;
-	uint64_t value;
-	int field;
-
-	/* comm (field 2) is "(name)" and name may hold ") (": the last ')' ends it. */
-	p = strrchr(line, ')');
-	if (p == NULL) {
-		return 0;
-	}
-	p++;
-	for (field = 3; field < 22; field++) {
-		p += strspn(p, " ");
-		if (*p == '\0') {
-			return 0;
-		}
-		p += strcspn(p, " ");
-	}
-	p += strspn(p, " ");
-	if (*p < '0' || *p > '9') {
-		return 0;
-	}
-	errno = 0;
-	value = strtoull(p, &end, 10);
-	if (errno != 0 || (*end != ' ' && *end != '\n' && *end != '\0')) {
-		return 0;
-	}
-	return value;
-}
-
-uint64_t
-sl_env_proc_start_time(int pid)
-{
-	char path[64], buf[1024];
-	ssize_t n;
-	int fd;
-
-	if (pid <= 0) {
-		return 0;
-	}
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		return 0;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0) {
-		return 0;
-	}
-	buf[n] = '\0';
-	return env_proc_stat_start_time(buf);
 }

@@ -844,8 +844,9 @@ nvme_ctrlr_state_configure_aer(struct sl_nvme_ctrlr *ctrlr)
 
 static int nvme_ctrlr_submit_aer(struct sl_nvme_ctrlr *ctrlr);
 
-static int
-nvme_ctrlr_state_submit_aers(struct sl_nvme_ctrlr *ctrlr)
+/* Up to the asynchronous event requests the options and the controller allow. */
+static void
+nvme_ctrlr_submit_aers(struct sl_nvme_ctrlr *ctrlr)
 {
 	uint32_t n = SL_MIN(ctrlr->shared->opts.aer_count, ctrlr->shared->cdata.aerl + 1u);
 
@@ -855,6 +856,12 @@ nvme_ctrlr_state_submit_aers(struct sl_nvme_ctrlr *ctrlr)
 			break;
 		}
 	}
+}
+
+static int
+nvme_ctrlr_state_submit_aers(struct sl_nvme_ctrlr *ctrlr)
+{
+	nvme_ctrlr_submit_aers(ctrlr);
 	return nvme_ctrlr_init_ready(ctrlr);
 }
 
@@ -1147,12 +1154,23 @@ sl_nvme_ctrlr_cmd_admin_sync(struct sl_nvme_ctrlr *ctrlr, const struct sl_nvme_c
 
 /* --- I/O queue creation -------------------------------------------------------------------- */
 
-static int
-nvme_ctrlr_delete_queue(struct sl_nvme_ctrlr *ctrlr, uint8_t opc, uint16_t qid)
+int
+nvme_ctrlr_delete_queue(struct sl_nvme_ctrlr *ctrlr, uint8_t opc, uint16_t qid, bool missing_ok)
 {
 	struct sl_nvme_cmd cmd = {.opc = opc, .cdw10 = qid};
+	struct sl_nvme_cpl cpl;
+	int rc;
 
-	return sl_nvme_ctrlr_cmd_admin_sync(ctrlr, &cmd, NULL, 0, NULL);
+	rc = sl_nvme_ctrlr_cmd_admin_sync(ctrlr, &cmd, NULL, 0, &cpl);
+	/* Never created, or gone with a reset (QEMU answers Delete CQ of a missing queue
+	 * with Completion Queue Invalid). */
+	if (missing_ok && rc == -EIO && cpl.status.sct == SL_NVME_SCT_COMMAND_SPECIFIC &&
+	    (cpl.status.sc == SL_NVME_SC_INVALID_QUEUE_IDENTIFIER ||
+	     (opc == SL_NVME_OPC_DELETE_IO_CQ &&
+	      cpl.status.sc == SL_NVME_SC_COMPLETION_QUEUE_INVALID))) {
+		return 0;
+	}
+	return rc;
 }
 
 int
@@ -1191,7 +1209,7 @@ nvme_ctrlr_create_io_queues(struct sl_nvme_ctrlr *ctrlr, struct sl_nvme_qpair *q
 	if (rc == 0) {
 		rc = sl_nvme_ctrlr_cmd_admin_sync(ctrlr, &sq, NULL, 0, NULL);
 		if (rc != 0) {
-			nvme_ctrlr_delete_queue(ctrlr, SL_NVME_OPC_DELETE_IO_CQ, qpair->id);
+			nvme_ctrlr_delete_queue(ctrlr, SL_NVME_OPC_DELETE_IO_CQ, qpair->id, false);
 		}
 	}
 	/* A reset in between (by a timeout in the sync wait) leaves the qpair disconnected
@@ -1288,9 +1306,10 @@ sl_nvme_ctrlr_free_io_qpair(struct sl_nvme_qpair *qpair)
 	 * completions into our memory, and what was outstanding can be failed here. */
 	if (atomic_load(&qpair->state) == NVME_QPAIR_ENABLED &&
 	    !(nvme_ctrlr_flags(ctrlr) & NVME_CTRLR_FAILED)) {
-		rc = nvme_ctrlr_delete_queue(ctrlr, SL_NVME_OPC_DELETE_IO_SQ, qpair->id);
+		rc = nvme_ctrlr_delete_queue(ctrlr, SL_NVME_OPC_DELETE_IO_SQ, qpair->id, false);
 		if (rc == 0) {
-			rc = nvme_ctrlr_delete_queue(ctrlr, SL_NVME_OPC_DELETE_IO_CQ, qpair->id);
+			rc = nvme_ctrlr_delete_queue(ctrlr, SL_NVME_OPC_DELETE_IO_CQ, qpair->id,
+						     false);
 		}
 	}
 	TAILQ_REMOVE(&ctrlr->io_qpairs, qpair, link);
@@ -1561,8 +1580,6 @@ nvme_ctrlr_check_foreign_reset(struct sl_nvme_ctrlr *ctrlr)
 static void
 nvme_ctrlr_ledger_poll(struct sl_nvme_ctrlr *ctrlr)
 {
-	uint32_t n;
-
 	nvme_ctrlr_check_foreign_reset(ctrlr);
 	if (sl_get_ticks() >= ctrlr->next_reap) {
 		nvme_ledger_reap(ctrlr);
@@ -1574,10 +1591,7 @@ nvme_ctrlr_ledger_poll(struct sl_nvme_ctrlr *ctrlr)
 	ctrlr->was_primary = nvme_ctrlr_is_primary(ctrlr);
 	if (ctrlr->adopted && ctrlr->state == NVME_CTRLR_STATE_READY) {
 		ctrlr->adopted = false;
-		n = SL_MIN(ctrlr->shared->opts.aer_count, ctrlr->shared->cdata.aerl + 1u);
-		n = SL_MIN(n, NVME_MAX_AERS);
-		while (ctrlr->num_aers < n && nvme_ctrlr_submit_aer(ctrlr) == 0) {
-		}
+		nvme_ctrlr_submit_aers(ctrlr);
 	}
 }
 

@@ -385,6 +385,10 @@ const char *nvme_ctrlr_state_str(enum nvme_ctrlr_state state);
 int nvme_ctrlr_alloc_qid(struct sl_nvme_ctrlr *ctrlr);
 void nvme_ctrlr_free_qid(struct sl_nvme_ctrlr *ctrlr, uint16_t qid);
 int nvme_ctrlr_create_io_queues(struct sl_nvme_ctrlr *ctrlr, struct sl_nvme_qpair *qpair);
+/* Delete I/O SQ or CQ qid. \param missing_ok a queue the controller says is not there
+ * counts as deleted. \return 0 or -errno. */
+int nvme_ctrlr_delete_queue(struct sl_nvme_ctrlr *ctrlr, uint8_t opc, uint16_t qid,
+			    bool missing_ok);
 int nvme_ctrlr_submit_admin(struct sl_nvme_ctrlr *ctrlr, const struct sl_nvme_cmd *cmd, void *buf,
 			    uint32_t len, sl_nvme_cmd_cb cb_fn, void *cb_arg, bool internal);
 void nvme_ctrlr_request_reset(struct sl_nvme_ctrlr *ctrlr, const char *why);
@@ -427,7 +431,6 @@ bool nvme_ledger_detach(struct sl_nvme_ctrlr *ctrlr);
 void nvme_ledger_free_shared(struct sl_nvme_ctrlr *ctrlr);
 /* \return whether another live process holds a slot (call with the lock). */
 bool nvme_ledger_others_alive(struct sl_nvme_ctrlr *ctrlr);
-bool nvme_ledger_proc_alive(int pid, uint64_t start_time);
 int nvme_ledger_reap(struct sl_nvme_ctrlr *ctrlr);
 void nvme_ledger_recover(struct sl_nvme_ctrlr *ctrlr);
 void nvme_ledger_sync_in(struct sl_nvme_ctrlr *ctrlr);

@@ -25,7 +25,6 @@
  */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,62 +42,6 @@ static uint64_t g_self_start_time;
 static int g_self_pid;
 static uint64_t g_self_pidns;
 
-/* Parse /proc/<pid>/stat. \return 0, or -ENOENT (no such process) / -EIO. */
-static int
-nvme_ledger_read_stat(int pid, char *state, uint64_t *start_time)
-{
-	char path[64], buf[1024];
-	const char *p;
-	ssize_t len;
-	int fd, field;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		return -ENOENT;
-	}
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (len <= 0) {
-		return -ENOENT;
-	}
-	buf[len] = '\0';
-	/* The command name may hold spaces and parentheses: fields start after the last ')'. */
-	p = strrchr(buf, ')');
-	if (p == NULL || p[1] != ' ') {
-		return -EIO;
-	}
-	p += 2;
-	*state = *p;
-	/* Field 3 is the state; the start time is field 22. */
-	for (field = 3; field < 22; field++) {
-		p = strchr(p, ' ');
-		if (p == NULL) {
-			return -EIO;
-		}
-		p++;
-	}
-	*start_time = strtoull(p, NULL, 10);
-	return 0;
-}
-
-bool
-nvme_ledger_proc_alive(int pid, uint64_t start_time)
-{
-	uint64_t st;
-	char state;
-
-	if (pid <= 0 || nvme_ledger_read_stat(pid, &state, &st) != 0) {
-		return false;
-	}
-	/* Another start time: the pid was reused by a process that never attached. */
-	if (st != start_time) {
-		return false;
-	}
-	/* A zombie has released its memory and file descriptors: it holds nothing. */
-	return state != 'Z' && state != 'X' && state != 'x';
-}
-
 static void nvme_ledger_self(void);
 
 /* Whether the process of a slot lives, as far as this process can tell. */
@@ -109,20 +52,17 @@ nvme_ledger_slot_alive(const struct nvme_ledger_slot *slot)
 	if (slot->pidns != g_self_pidns && slot->pidns != 0 && g_self_pidns != 0) {
 		return true;
 	}
-	return nvme_ledger_proc_alive(slot->pid, slot->start_time);
+	return sl_env_proc_alive(slot->pid, slot->start_time);
 }
 
 static void
 nvme_ledger_self(void)
 {
-	char state;
-
 	struct stat st;
 
 	if (g_self_pid != getpid()) {
 		g_self_pid = getpid();
-		g_self_start_time = 0;
-		nvme_ledger_read_stat(g_self_pid, &state, &g_self_start_time);
+		g_self_start_time = sl_env_proc_start_time(g_self_pid);
 		g_self_pidns = stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
 	}
 }
@@ -654,25 +594,6 @@ nvme_ledger_qids_in_use(const struct sl_nvme_ctrlr *ctrlr)
 
 /* --- Reaping ---------------------------------------------------------------------------- */
 
-static int
-nvme_ledger_delete_queue(struct sl_nvme_ctrlr *ctrlr, uint8_t opc, uint16_t qid)
-{
-	struct sl_nvme_cmd cmd = {.opc = opc, .cdw10 = qid};
-	struct sl_nvme_cpl cpl;
-	int rc;
-
-	rc = sl_nvme_ctrlr_cmd_admin_sync(ctrlr, &cmd, NULL, 0, &cpl);
-	/* Never created, or gone with a reset: nothing to delete (QEMU answers Delete CQ
-	 * of a missing queue with Completion Queue Invalid). */
-	if (rc == -EIO && cpl.status.sct == SL_NVME_SCT_COMMAND_SPECIFIC &&
-	    (cpl.status.sc == SL_NVME_SC_INVALID_QUEUE_IDENTIFIER ||
-	     (opc == SL_NVME_OPC_DELETE_IO_CQ &&
-	      cpl.status.sc == SL_NVME_SC_COMPLETION_QUEUE_INVALID))) {
-		return 0;
-	}
-	return rc;
-}
-
 static void
 nvme_ledger_reap_slot(struct sl_nvme_ctrlr *ctrlr, int idx)
 {
@@ -695,10 +616,11 @@ nvme_ledger_reap_slot(struct sl_nvme_ctrlr *ctrlr, int idx)
 		/* 5.6/5.7: the SQ, then its CQ. Until Delete CQ completes the controller may
 		 * still write into the dead process's memory: free it only after. */
 		rc = failed ? -ENXIO
-			    : nvme_ledger_delete_queue(ctrlr, SL_NVME_OPC_DELETE_IO_SQ,
-						       (uint16_t)q);
+			    : nvme_ctrlr_delete_queue(ctrlr, SL_NVME_OPC_DELETE_IO_SQ, (uint16_t)q,
+						      true);
 		if (rc == 0) {
-			rc = nvme_ledger_delete_queue(ctrlr, SL_NVME_OPC_DELETE_IO_CQ, (uint16_t)q);
+			rc = nvme_ctrlr_delete_queue(ctrlr, SL_NVME_OPC_DELETE_IO_CQ, (uint16_t)q,
+						     true);
 		}
 		if (rc == 0 || failed) {
 			sl_dma_free(rec->sq);

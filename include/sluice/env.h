@@ -161,5 +161,8 @@ size_t sl_ring_count(struct sl_ring *ring);
 /** \return the process start time in clock ticks since boot (/proc/<pid>/stat field
  * 22), or 0 if the process does not exist. Used for pid-reuse-safe identity. */
 uint64_t sl_env_proc_start_time(int pid);
+/** \return whether the process that had this pid and start time still runs: false if
+ * the pid is gone, is a zombie, or now names a process started at another time. */
+bool sl_env_proc_alive(int pid, uint64_t start_time);
 
 #endif /* SLUICE_ENV_H */

@@ -173,9 +173,20 @@ test_proc_start_time(void)
 	CU_ASSERT(child_t != 0);
 	CU_ASSERT(child_t >= self);
 	CU_ASSERT(child_t == naive_start_time(child));
+	CU_ASSERT(sl_env_proc_alive(child, child_t));
+	/* The same pid with another start time is another process (pid reuse). */
+	CU_ASSERT(!sl_env_proc_alive(child, child_t + 1));
 	kill(child, SIGKILL);
+	/* Killed but not yet waited for: a zombie holds nothing. */
+	while (sl_env_proc_alive(child, child_t)) {
+		usleep(1000);
+	}
+	CU_ASSERT(sl_env_proc_start_time(child) == child_t);
 	waitpid(child, &status, 0);
 	CU_ASSERT(sl_env_proc_start_time(child) == 0);
+	CU_ASSERT(!sl_env_proc_alive(child, child_t));
+	CU_ASSERT(sl_env_proc_alive(getpid(), self));
+	CU_ASSERT(!sl_env_proc_alive(0, 0));
 
 	CU_ASSERT(sl_env_proc_start_time(0) == 0);
 	CU_ASSERT(sl_env_proc_start_time(-1) == 0);

@@ -172,10 +172,10 @@ test_pid_reuse(void)
 	b = join();
 	qb = sl_nvme_ctrlr_alloc_io_qpair(b, NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(qb);
-	CU_ASSERT(nvme_ledger_proc_alive(getpid(), b->shared->slots[b->slot].start_time));
+	CU_ASSERT(sl_env_proc_alive(getpid(), b->shared->slots[b->slot].start_time));
 	/* Same pid, another start time: the pid now names a process that never attached. */
 	b->shared->slots[b->slot].start_time++;
-	CU_ASSERT_FALSE(nvme_ledger_proc_alive(getpid(), b->shared->slots[b->slot].start_time));
+	CU_ASSERT_FALSE(sl_env_proc_alive(getpid(), b->shared->slots[b->slot].start_time));
 	CU_ASSERT_EQUAL(sl_nvme_ctrlr_reap(a), 1);
 	CU_ASSERT_FALSE(g_m.q[qb->id].created);
 	CU_ASSERT_EQUAL(nvme_ledger_qids_in_use(a), 0);
