@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Copyright (c) 2026 The Sluice Authors
 #
-# vm: --nvme 1 --ns 128M --mem 2G --cpus 1 --timeout 900
+# vm: --nvme 1 --ns 128M --img-dir /dev/shm --mem 2G --cpus 1 --timeout 900
 #
 # One vCPU: under TCG the device is emulated by QEMU's own threads, and on a 2-core
 # host a second vCPU (idle for the kernel path, spinning for a polled driver) takes
