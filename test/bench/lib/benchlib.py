@@ -186,10 +186,12 @@ def measure(server, fio_args, fio_cpus=None):
 class Report:
     """Rows of results: {"workload", "server", metrics...}."""
 
-    def __init__(self, title, outdir, ours="sluice"):
+    def __init__(self, title, outdir, ours="sluice", references=()):
         self.title = title
         self.outdir = outdir
         self.ours = ours
+        # Reference rows (a trivial server, say): shown, never the "best peer".
+        self.references = set(references)
         self.rows = []
         self.machine = machine_info()
         self.command = ""
@@ -225,7 +227,8 @@ class Report:
         """Ours over the best peer, for key; None if missing."""
         mine = self.get(workload, self.ours)
         peers = [r[key] for r in self.rows if r["workload"] == workload and
-                 r["server"] != self.ours and r.get(key)]
+                 r["server"] != self.ours and r["server"] not in self.references and
+                 r.get(key)]
         if mine is None or not peers or not mine.get(key):
             return None
         best = max(peers) if higher_is_better else min(peers)

@@ -93,6 +93,16 @@ def qsd_server(args, tmp):
                            log=os.path.join(tmp, "qsd.log")), uri
 
 
+def trivial_server(args, tmp):
+    """The reference row: test/bench/nbd/nbd_trivial.c, one blocking thread."""
+    sock = os.path.join(tmp, "trivial.sock")
+    cmd = [os.path.join(args.build, "test", "bench", "nbd", "nbd_trivial"), sock,
+           str(args.size)]
+    uri = f"nbd+unix:///?socket={sock}"
+    return benchlib.Server("trivial", cmd, nbd_ready(uri), cpus=args.server_cpu,
+                           log=os.path.join(tmp, "trivial.log")), uri
+
+
 def workloads(args):
     """(name, kind, fio args) for each run."""
     # No ramp_time: the server's CPU is read over the whole fio run, so every I/O of
@@ -151,7 +161,9 @@ def main():
     p.add_argument("--quick", action="store_true", help="3 s per workload")
     p.add_argument("--size", type=int, default=512, help="device size in MiB")
     p.add_argument("--rate", type=int, default=100000, help="IOPS of the cost runs")
-    p.add_argument("--servers", default="sluice,nbdkit,qsd")
+    p.add_argument("--servers", default="sluice,nbdkit,qsd",
+                   help="any of sluice, nbdkit, qsd and trivial (the reference row: "
+                   "a blocking server that only copies, never the best peer)")
     p.add_argument("--only", default=None,
                    help="run only the workloads whose name contains this text")
     p.add_argument("--server-cpu", default="0")
@@ -168,9 +180,11 @@ def main():
             return 77
     outdir = args.outdir or os.path.join(args.build, "bench", "nbd",
                                          time.strftime("%Y%m%d-%H%M%S"))
-    report = benchlib.Report("NBD servers, fio nbd engine over a Unix socket", outdir)
+    report = benchlib.Report("NBD servers, fio nbd engine over a Unix socket", outdir,
+                             references=("trivial",))
     report.command = " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
-    makers = {"sluice": sluice_server, "nbdkit": nbdkit_server, "qsd": qsd_server}
+    makers = {"sluice": sluice_server, "nbdkit": nbdkit_server, "qsd": qsd_server,
+              "trivial": trivial_server}
     wl = [w for w in workloads(args) if args.only is None or args.only in w[0]]
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
         for s in args.servers.split(","):
