@@ -9,9 +9,9 @@ and the base:allocation context), nbdcopy round trips of random data compared wi
 cmp (one and four connections), qemu-img convert/compare, qemu-io, fio's nbd engine
 with verify=crc32c over four connections, libnbd (what nbdsh runs) for each command
 including block status and every error case, raw-socket handshakes (malformed,
-STARTTLS, oversized option, unknown export), the RPCs (get_exports with connections,
-remove_export under a client, save_config, stop/start, the handshake limit) and
-SIGTERM with clients.
+STARTTLS, oversized option, unknown export), a client that half-closes, the RPCs
+(get_exports with connections, remove_export under a client, save_config,
+stop/start, the handshake limit) and SIGTERM with clients.
 
 Usage: nbd_test.py [BUILD_DIR]   (or SLUICE_BUILD_DIR)
 Prints "N passed, N failed" last; exit 0 if nothing failed, 77 if a tool is missing.
@@ -625,6 +625,32 @@ def test_handshake(env):
           simple[:16] == struct.pack(">IIQ", 0x67446698, 0, 0x1234), simple[:16])
     s.sendall(struct.pack(">IHHQQI", 0xdeadbeef, 0, 0, 1, 0, 512))
     check("bad request magic closes the connection", is_closed(s))
+    s.close()
+
+    # A client that half-closes (TCP FIN) right after its requests still gets every
+    # reply, then EOF.
+    s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+    recv_all(s, 18)
+    s.sendall(struct.pack(">I", 3))
+    raw_option(s, 7, go)
+    while True:
+        r = raw_reply(s)
+        if r is None or r[2] == 1 or r[2] & (1 << 31):
+            break
+    n = 16
+    s.sendall(b"".join(struct.pack(">IHHQQI", 0x25609513, 0, 0, i, i * 4096, 4096)
+                       for i in range(n)))
+    s.shutdown(socket.SHUT_WR)
+    cookies = set()
+    for _ in range(n):
+        hdr = recv_all(s, 16)
+        if len(hdr) < 16:
+            break
+        magic, err, cookie = struct.unpack(">IIQ", hdr)
+        if magic == 0x67446698 and err == 0 and len(recv_all(s, 4096)) == 4096:
+            cookies.add(cookie)
+    check("half-close after the requests: every reply, then EOF",
+          r and r[2] == 1 and cookies == set(range(n)) and is_closed(s), sorted(cookies))
     s.close()
 
 
