@@ -23,6 +23,9 @@
  * Errors (proto.md, "Error values" and "Request types"): a bad request gets the spec's
  * error and its WRITE payload is drained, so the stream stays in sync; only a bad
  * magic (no way to resynchronise) ends the connection.
+ *
+ * End of input (the peer's FIN, a half-close) ends reading only: the requests already
+ * read are answered before the socket closes. A send error or a hang-up drops them.
  */
 
 #include <endian.h>
@@ -212,13 +215,34 @@ conn_update_events(struct nbd_conn *conn, bool want_out)
 	}
 }
 
-/* Hard disconnect: nothing more is read or sent; I/O in flight still completes. */
+/* Hard disconnect: nothing more is read or sent; I/O in flight still completes. The
+ * fd leaves epoll: a hung-up socket reports EPOLLHUP whatever events are asked for,
+ * and would wake the thread until that I/O is done. Completions (a message) and a stop
+ * (its timer) still reach the connection. */
 static void
 conn_set_eof(struct nbd_conn *conn)
 {
 	conn->eof = true;
 	conn->closing = true;
-	conn_update_events(conn, false);
+	conn->events = 0;
+	sl_poller_unregister(&conn->poller);
+}
+
+/* The peer shut down its writing side (recv() returned 0): no request follows, but it
+ * may still read -- a client may half-close after its last requests. Reading ends;
+ * the requests in flight are answered, then conn_check_done closes. A peer that is
+ * gone altogether shows as a send error or a hang-up (conn_check_hangup), which end
+ * in conn_set_eof and drop what is left. */
+static void
+conn_set_rx_shutdown(struct nbd_conn *conn)
+{
+	if (conn->in_flight > 0 || conn->rx_tail > conn->rx_head) {
+		SL_DEBUGLOG(nbd,
+			    "%s: peer shut down its side with %" PRIu32 " requests in flight\n",
+			    conn->name, conn->in_flight);
+	}
+	conn->closing = true;
+	conn_update_events(conn, conn->events & EPOLLOUT);
 }
 
 /* ---- Transmit ----------------------------------------------------------------- */
@@ -897,14 +921,14 @@ conn_rx_fill(struct nbd_conn *conn, bool *drained)
 		*drained = (uint32_t)n < want;
 		return true;
 	}
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+	if (n == 0) {
+		conn_set_rx_shutdown(conn);
 		return false;
 	}
-	if (n < 0) {
-		SL_DEBUGLOG(nbd, "%s: recv: %s\n", conn->name, strerror(errno));
-	} else if (conn->in_flight > 0 || conn->rx_tail > conn->rx_head) {
-		SL_DEBUGLOG(nbd, "%s: peer closed with requests pending\n", conn->name);
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+		return false;
 	}
+	SL_DEBUGLOG(nbd, "%s: recv: %s\n", conn->name, strerror(errno));
 	conn_set_eof(conn);
 	return false;
 }
@@ -965,11 +989,15 @@ conn_rx_payload(struct nbd_conn *conn, bool *drained)
 	iov[1].iov_base = conn->rx;
 	iov[1].iov_len = NBD_RX_BUF_SIZE;
 	n = readv(conn->fd, iov, 2);
-	if (n <= 0) {
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-			return false;
+	if (n == 0) {
+		/* This WRITE's data will never come: conn_check_done drops it. */
+		conn_set_rx_shutdown(conn);
+		return false;
+	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			conn_set_eof(conn);
 		}
-		conn_set_eof(conn);
 		return false;
 	}
 	*drained = (size_t)n < need + NBD_RX_BUF_SIZE;

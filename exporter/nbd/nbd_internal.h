@@ -140,7 +140,8 @@ struct nbd_conn {
 	size_t hs_out_cap;
 	size_t hs_out_off;
 	uint64_t hs_discard;
-	char *meta_export; /* export the base:allocation selection was made for */
+	char *meta_export;          /* export the base:allocation selection was made for */
+	struct sl_poller *hs_timer; /* the handshake limit; gone at hand-off or close */
 
 	/* Server bookkeeping (app thread). */
 	struct sl_nbd_export *export;

@@ -5,14 +5,15 @@
  * JSON-RPC methods of the network NBD server, and the "nbd" subsystem (its shutdown
  * and its part of save_config).
  *
- *   nbd_server_start         {"host", "port", "unix_path"}
+ *   nbd_server_start         {"host", "port", "unix_path", "handshake_limit"}
  *   nbd_server_stop          {}
  *   nbd_server_add_export    {"name", "bdev_name", "read_only", "description"}
  *   nbd_server_remove_export {"name"}
  *   nbd_server_get_exports   {"name"}  -> exports with their URIs and connections
  *
  * nbd_server_start listens on TCP when host or port is given, or when unix_path is not
- * (127.0.0.1:10809 by default), and on the Unix path when given.
+ * (127.0.0.1:10809 by default), and on the Unix path when given. handshake_limit is
+ * the seconds a client has to negotiate (10 by default, as qemu-nbd; 0 for none).
  */
 
 #include <errno.h>
@@ -85,19 +86,43 @@ struct rpc_nbd_server_start {
 	char *host;
 	int32_t port;
 	char *unix_path;
+	uint32_t handshake_limit;
 };
+
+/* Seconds, in [0, SL_NBD_MAX_HANDSHAKE_LIMIT]: the generic integer decoders would name
+ * their own type's range for a value out of ours. */
+static int
+rpc_decode_handshake_limit(const json_t *val, void *out, char *err, size_t errlen)
+{
+	json_int_t v = json_is_integer(val) ? json_integer_value(val) : -1;
+	char *text;
+
+	if (v < 0 || v > SL_NBD_MAX_HANDSHAKE_LIMIT) {
+		text = json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT);
+		snprintf(err, errlen,
+			 "must be an integer in [0, %d] (seconds, 0 for no limit), got %s",
+			 SL_NBD_MAX_HANDSHAKE_LIMIT, text != NULL ? text : "?");
+		free(text);
+		return -EINVAL;
+	}
+	*(uint32_t *)out = (uint32_t)v;
+	return 0;
+}
 
 static const struct sl_json_object_decoder g_rpc_nbd_server_start_decoders[] = {
 	{"host", offsetof(struct rpc_nbd_server_start, host), sl_json_decode_string, true},
 	{"port", offsetof(struct rpc_nbd_server_start, port), sl_json_decode_int32, true},
 	{"unix_path", offsetof(struct rpc_nbd_server_start, unix_path), sl_json_decode_string,
 	 true},
+	{"handshake_limit", offsetof(struct rpc_nbd_server_start, handshake_limit),
+	 rpc_decode_handshake_limit, true},
 };
 
 static void
 rpc_nbd_server_start(struct sl_jsonrpc_request *req, const json_t *params)
 {
-	struct rpc_nbd_server_start p = {.port = -1};
+	struct rpc_nbd_server_start p = {.port = -1,
+					 .handshake_limit = SL_NBD_DEFAULT_HANDSHAKE_LIMIT};
 	struct sl_nbd_server_opts opts = {};
 	int rc;
 
@@ -115,6 +140,7 @@ rpc_nbd_server_start(struct sl_jsonrpc_request *req, const json_t *params)
 	opts.host = p.host;
 	opts.port = p.port >= 0 ? p.port : SL_NBD_DEFAULT_PORT;
 	opts.unix_path = p.unix_path;
+	opts.handshake_limit = p.handshake_limit;
 	rc = sl_nbd_server_start(&opts);
 	if (rc == -EALREADY) {
 		sl_jsonrpc_send_error(req, SL_JSONRPC_ERROR_INVALID_STATE,
@@ -346,6 +372,8 @@ nbd_subsystem_write_config_json(json_t *config)
 			json_object_set_new(params, "unix_path",
 					    json_string(sl_nbd_server_get_unix_path()));
 		}
+		json_object_set_new(params, "handshake_limit",
+				    json_integer(sl_nbd_server_get_handshake_limit()));
 		json_array_append_new(config, json_pack("{s:s, s:o}", "method", "nbd_server_start",
 							"params", params));
 	}

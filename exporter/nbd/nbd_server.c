@@ -13,7 +13,10 @@
  *
  * A malformed handshake closes that connection and nothing else. Option replies are
  * queued in a per-connection buffer; while some are unsent, no further option is read,
- * so a client that sends options without reading replies cannot grow the buffer.
+ * so a client that sends options without reading replies cannot grow the buffer. A
+ * client that stalls (sends nothing, stops half-way, reads no reply) is disconnected
+ * when the handshake limit passes, as qemu-nbd's --handshake-limit does: each such
+ * connection holds a socket and its buffers.
  */
 
 #include <endian.h>
@@ -59,6 +62,7 @@ static struct {
 	char *tcp_host;
 	int tcp_port;
 	char *unix_path;
+	uint32_t handshake_limit; /* seconds, 0 = none */
 	struct nbd_poll_thread *pts;
 	uint32_t npts;
 	uint32_t next_pt;
@@ -419,6 +423,7 @@ nbd_hs_handoff(struct nbd_conn *conn)
 	struct nbd_poll_thread *pt;
 
 	sl_poller_unregister(&conn->poller);
+	sl_poller_unregister(&conn->hs_timer);
 	TAILQ_REMOVE(&g_nbd.hs_conns, conn, link);
 	free(conn->hs_out);
 	conn->hs_out = NULL;
@@ -444,6 +449,7 @@ static void
 nbd_hs_close(struct nbd_conn *conn)
 {
 	sl_poller_unregister(&conn->poller);
+	sl_poller_unregister(&conn->hs_timer);
 	TAILQ_REMOVE(&g_nbd.hs_conns, conn, link);
 	sl_sock_close(&conn->sock);
 	conn->fd = -1;
@@ -990,6 +996,20 @@ nbd_hs_poll(void *arg)
 	return SL_POLLER_BUSY;
 }
 
+/* The handshake limit passed before the transmission phase: only this connection goes
+ * (its timer goes with it, unregistered from its own callback, which is allowed). */
+static int
+nbd_hs_timeout(void *arg)
+{
+	struct nbd_conn *conn = arg;
+
+	SL_NOTICELOG("nbd connection %" PRIu64 " from %s: handshake not finished within %" PRIu32
+		     " s: disconnecting\n",
+		     conn->id, conn->peer, g_nbd.handshake_limit);
+	nbd_hs_close(conn);
+	return SL_POLLER_BUSY;
+}
+
 static void
 nbd_server_accept(struct sl_sock *sock)
 {
@@ -1011,9 +1031,15 @@ nbd_server_accept(struct sl_sock *sock)
 	}
 	conn->events = EPOLLOUT;
 	conn->poller = sl_poller_register_fd(conn->fd, EPOLLOUT, nbd_hs_poll, conn, "nbd_hs");
-	if (conn->poller == NULL || nbd_hs_start(conn) != 0) {
+	if (g_nbd.handshake_limit > 0) {
+		conn->hs_timer = sl_poller_register(
+			nbd_hs_timeout, conn, g_nbd.handshake_limit * 1000000ull, "nbd_hs_limit");
+	}
+	if (conn->poller == NULL || (g_nbd.handshake_limit > 0 && conn->hs_timer == NULL) ||
+	    nbd_hs_start(conn) != 0) {
 		SL_ERRLOG("nbd: cannot start a handshake with %s\n", conn->peer);
 		sl_poller_unregister(&conn->poller);
+		sl_poller_unregister(&conn->hs_timer);
 		sl_sock_close(&conn->sock);
 		nbd_conn_free(conn);
 		return;
@@ -1137,6 +1163,11 @@ sl_nbd_server_start(const struct sl_nbd_server_opts *opts)
 	if (opts == NULL || (!opts->tcp && opts->unix_path == NULL)) {
 		return -EINVAL;
 	}
+	if (opts->handshake_limit > SL_NBD_MAX_HANDSHAKE_LIMIT) {
+		SL_ERRLOG("nbd server: handshake limit %" PRIu32 " s: must be at most %d s\n",
+			  opts->handshake_limit, SL_NBD_MAX_HANDSHAKE_LIMIT);
+		return -EINVAL;
+	}
 	if (opts->tcp) {
 		host = opts->host != NULL ? opts->host : "127.0.0.1";
 		rc = nbd_listener_start(&g_nbd.tcp, SL_SOCK_TCP, host, opts->port);
@@ -1163,11 +1194,17 @@ sl_nbd_server_start(const struct sl_nbd_server_opts *opts)
 		goto err;
 	}
 	g_nbd.running = true;
+	g_nbd.handshake_limit = opts->handshake_limit;
 	if (opts->tcp) {
 		SL_NOTICELOG("nbd server listening on %s:%d\n", g_nbd.tcp_host, g_nbd.tcp_port);
 	}
 	if (g_nbd.unix_path != NULL) {
 		SL_NOTICELOG("nbd server listening on %s\n", g_nbd.unix_path);
+	}
+	if (g_nbd.handshake_limit > 0) {
+		SL_NOTICELOG("nbd server: handshake limit %" PRIu32 " s\n", g_nbd.handshake_limit);
+	} else {
+		SL_NOTICELOG("nbd server: no handshake limit\n");
 	}
 	return 0;
 err:
@@ -1240,4 +1277,10 @@ const char *
 sl_nbd_server_get_unix_path(void)
 {
 	return g_nbd.unix_path;
+}
+
+uint32_t
+sl_nbd_server_get_handshake_limit(void)
+{
+	return g_nbd.handshake_limit;
 }

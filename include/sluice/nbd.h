@@ -28,7 +28,12 @@ typedef void (*sl_nbd_done_cb)(void *cb_arg, int rc);
 
 /* ---- Server ------------------------------------------------------------------- */
 
-/** Where the server listens. */
+/** The handshake limit nbd_server_start applies when none is given (qemu-nbd's). */
+#define SL_NBD_DEFAULT_HANDSHAKE_LIMIT 10
+/** The longest handshake limit accepted, in seconds. */
+#define SL_NBD_MAX_HANDSHAKE_LIMIT 3600
+
+/** Where the server listens, and how long a client may take to negotiate. */
 struct sl_nbd_server_opts {
 	/** Listen on TCP. */
 	bool tcp;
@@ -38,12 +43,19 @@ struct sl_nbd_server_opts {
 	int port;
 	/** Unix socket path, or NULL for none. */
 	const char *unix_path;
+	/**
+	 * Seconds a client has, from its accept, to finish the handshake (reach the
+	 * transmission phase); past that it is disconnected. 0 = no limit; at most
+	 * SL_NBD_MAX_HANDSHAKE_LIMIT.
+	 */
+	uint32_t handshake_limit;
 };
 
 /**
  * Start the server: listeners, and one NBD thread per reactor.
- * \return 0, -EALREADY (running), -EINVAL (neither TCP nor Unix), or the -errno of
- * the listen (-EADDRINUSE, ...), logged with the address.
+ * \return 0, -EALREADY (running), -EINVAL (neither TCP nor Unix, or a handshake limit
+ * over SL_NBD_MAX_HANDSHAKE_LIMIT), or the -errno of the listen (-EADDRINUSE, ...),
+ * logged with the address.
  */
 int sl_nbd_server_start(const struct sl_nbd_server_opts *opts);
 /**
@@ -61,6 +73,8 @@ const char *sl_nbd_server_get_tcp_host(void);
 int sl_nbd_server_get_tcp_port(void);
 /** \return the Unix socket path, or NULL. */
 const char *sl_nbd_server_get_unix_path(void);
+/** \return the handshake limit in seconds (0 = none) of the running server. */
+uint32_t sl_nbd_server_get_handshake_limit(void);
 
 /* ---- Exports ------------------------------------------------------------------ */
 

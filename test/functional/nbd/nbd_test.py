@@ -9,8 +9,9 @@ and the base:allocation context), nbdcopy round trips of random data compared wi
 cmp (one and four connections), qemu-img convert/compare, qemu-io, fio's nbd engine
 with verify=crc32c over four connections, libnbd (what nbdsh runs) for each command
 including block status and every error case, raw-socket handshakes (malformed,
-STARTTLS, oversized option, unknown export), the RPCs (get_exports with connections,
-remove_export under a client, save_config, stop/start) and SIGTERM with clients.
+STARTTLS, oversized option, unknown export), a client that half-closes, the RPCs
+(get_exports with connections, remove_export under a client, save_config,
+stop/start, the handshake limit) and SIGTERM with clients.
 
 Usage: nbd_test.py [BUILD_DIR]   (or SLUICE_BUILD_DIR)
 Prints "N passed, N failed" last; exit 0 if nothing failed, 77 if a tool is missing.
@@ -109,11 +110,15 @@ class Rpc:
         return resp["result"]
 
     def fails(self, method, params=None):
+        return self.error(method, params) is not None
+
+    def error(self, method, params=None):
+        """The error of a call that fails, as text; None if it succeeds."""
         try:
             self.call(method, params)
-        except RuntimeError:
-            return True
-        return False
+        except RuntimeError as e:
+            return str(e)
+        return None
 
 
 class Env:
@@ -529,6 +534,19 @@ def is_closed(s):
         return True
 
 
+def closed_within(s, secs):
+    """Whether the server closes s (what it sent first is read) within secs."""
+    s.settimeout(secs)
+    try:
+        while s.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        return False
+    return True
+
+
 def test_handshake(env):
     s, hello = raw_open(env)
     check("hello: NBDMAGIC, IHAVEOPT, FIXED_NEWSTYLE|NO_ZEROES",
@@ -609,6 +627,32 @@ def test_handshake(env):
     check("bad request magic closes the connection", is_closed(s))
     s.close()
 
+    # A client that half-closes (TCP FIN) right after its requests still gets every
+    # reply, then EOF.
+    s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+    recv_all(s, 18)
+    s.sendall(struct.pack(">I", 3))
+    raw_option(s, 7, go)
+    while True:
+        r = raw_reply(s)
+        if r is None or r[2] == 1 or r[2] & (1 << 31):
+            break
+    n = 16
+    s.sendall(b"".join(struct.pack(">IHHQQI", 0x25609513, 0, 0, i, i * 4096, 4096)
+                       for i in range(n)))
+    s.shutdown(socket.SHUT_WR)
+    cookies = set()
+    for _ in range(n):
+        hdr = recv_all(s, 16)
+        if len(hdr) < 16:
+            break
+        magic, err, cookie = struct.unpack(">IIQ", hdr)
+        if magic == 0x67446698 and err == 0 and len(recv_all(s, 4096)) == 4096:
+            cookies.add(cookie)
+    check("half-close after the requests: every reply, then EOF",
+          r and r[2] == 1 and cookies == set(range(n)) and is_closed(s), sorted(cookies))
+    s.close()
+
 
 # ---- RPCs and life cycle ------------------------------------------------------------
 
@@ -625,6 +669,10 @@ def test_rpc(env):
           not rpc.fails("nbd_server_remove_export", {"name": "disk2"}))
     check("nbd_server_start twice fails", rpc.fails("nbd_server_start", {}))
     check("bad port refused", rpc.fails("nbd_server_start", {"port": 70000}))
+    for bad in (-1, 3601, 10 ** 12):
+        err = rpc.error("nbd_server_start", {"handshake_limit": bad})
+        check(f"handshake_limit {bad} refused, naming the param and the value",
+              err is not None and "'handshake_limit'" in err and f"got {bad}" in err, err)
     check("remove_export of a missing export fails",
           rpc.fails("nbd_server_remove_export", {"name": "nosuch"}))
     cfg = rpc.call("save_config")
@@ -635,6 +683,7 @@ def test_rpc(env):
     start = nbd_cfg[0]["config"][0]["params"] if nbd_cfg else {}
     check("save_config: listen addresses", start.get("port") == env.port and
           start.get("unix_path") == env.sock and start.get("host") == "127.0.0.1", start)
+    check("save_config: the default handshake limit", start.get("handshake_limit") == 10, start)
 
     # Remove an export under a client: the client is disconnected, the export goes.
     h = connect(env.unix_uri("disk4k"))
@@ -656,10 +705,29 @@ def test_rpc(env):
     check("server stop disconnects clients", nbd_errno(lambda: h.pread(4096, 0)) != 0)
     check("server stop removes the Unix socket", not os.path.exists(env.sock))
     env.port = free_port()
-    rpc.call("nbd_server_start", {"port": env.port, "unix_path": env.sock})
+    rpc.call("nbd_server_start", {"port": env.port, "unix_path": env.sock,
+                                  "handshake_limit": 1})
+    # Clients that stall in the handshake are cut off after the limit (1 s; the bound
+    # below only guards against a hang); one that negotiates meanwhile is served.
+    silent = socket.socket(socket.AF_UNIX)
+    silent.connect(env.sock)
+    half, _ = raw_open(env)
+    half.sendall(struct.pack(">QII", OPTS_MAGIC, 7, 100) + b"\0\0")
     h = connect(env.tcp_uri())
     check("server restarts; exports kept", h.get_size() == DISK_SIZE)
+    check("handshake limit: a silent client is disconnected", closed_within(silent, 30))
+    check("handshake limit: a client stalled mid-option is disconnected",
+          closed_within(half, 30))
+    check("handshake limit: a client that negotiated is still served",
+          len(h.pread(4096, 0)) == 4096)
+    silent.close()
+    half.close()
     h.shutdown()
+    cfg = rpc.call("save_config")
+    start = [c["params"] for s in cfg["subsystems"] if s["subsystem"] == "nbd"
+             for c in s["config"] if c["method"] == "nbd_server_start"]
+    check("save_config: the handshake limit given", start and
+          start[0].get("handshake_limit") == 1, start)
 
 
 def test_sigterm(env):

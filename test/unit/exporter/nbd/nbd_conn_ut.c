@@ -6,7 +6,7 @@
  * hand-polled thread over a socketpair, with a RAM bdev mock, driven byte by byte
  * from the client end. Covers what real clients rarely do: more requests than slots,
  * payloads in pieces, refused writes drained, -ENOMEM from the bdev, a full socket
- * buffer, stop and hang-up with I/O in flight, and the reply formats.
+ * buffer, stop, half-close and hang-up with I/O in flight, and the reply formats.
  */
 
 #include <CUnit/Basic.h>
@@ -478,29 +478,106 @@ test_stop_in_flight(void)
 }
 
 /* Stop while the client takes no replies: after the grace period the connection is cut
- * off rather than held forever (it would block an export removal or a shutdown). */
+ * off rather than held forever (it would block an export removal or a shutdown). The
+ * same for a client that half-closed after its requests. */
 static void
 test_stop_stuck_client(void)
 {
 	enum { N = 64, LEN = 64 * 1024 };
 	int sz = 4096;
 
+	for (int half = 0; half < 2; half++) {
+		serve(false, false);
+		setsockopt(g_cfd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+		for (int i = 0; i < N; i++) {
+			send_req(SL_NBD_CMD_READ, 0, (uint64_t)i, (uint64_t)i * LEN % (4u << 20),
+				 LEN);
+		}
+		if (half) {
+			CU_ASSERT(shutdown(g_cfd, SHUT_WR) == 0);
+		}
+		poll_n(500);
+		CU_ASSERT(((struct nbd_conn *)g_conn)->events & EPOLLOUT);
+		CU_ASSERT(g_done == 0);
+		g_nbd_stop_grace_us = 20000;
+		sl_nbd_conn_stop(g_conn);
+		for (int i = 0; i < 20000 && g_done == 0; i++) {
+			poll_once();
+		}
+		CU_ASSERT(g_done == 1);
+		g_nbd_stop_grace_us = NBD_STOP_GRACE_US;
+		close(g_cfd);
+		g_cfd = -1;
+	}
+}
+
+/* A client half-closes (shutdown(SHUT_WR)) right after its last requests, more than
+ * there are slots, so reading pauses and resumes behind the FIN: every request is
+ * answered, then the socket closes. */
+static void
+test_half_close(void)
+{
+	enum { N = 2 * NBD_CONN_SLOTS + 7 };
+	static uint8_t seen[N];
+	struct sl_nbd_simple_reply r;
+	uint8_t buf[512];
+	uint64_t cookie;
+	int ok = 0;
+
 	serve(false, false);
-	setsockopt(g_cfd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	memset(seen, 0, sizeof(seen));
 	for (int i = 0; i < N; i++) {
-		send_req(SL_NBD_CMD_READ, 0, (uint64_t)i, (uint64_t)i * LEN % (4u << 20), LEN);
+		memset(g_mock_bdev.data + (size_t)i * 512, i, 512);
+		send_req(SL_NBD_CMD_READ, 0, (uint64_t)i, (uint64_t)i * 512, 512);
 	}
-	poll_n(500);
-	CU_ASSERT(((struct nbd_conn *)g_conn)->events & EPOLLOUT);
-	g_nbd_stop_grace_us = 20000;
-	sl_nbd_conn_stop(g_conn);
-	for (int i = 0; i < 20000 && g_done == 0; i++) {
-		poll_once();
+	CU_ASSERT(shutdown(g_cfd, SHUT_WR) == 0);
+	for (int i = 0; i < N; i++) {
+		if (client_recv(&r, sizeof(r)) != sizeof(r) || r.error != 0 ||
+		    client_recv(buf, sizeof(buf)) != sizeof(buf)) {
+			break;
+		}
+		cookie = be64toh(r.cookie);
+		if (cookie < N && !seen[cookie]++ && buf[0] == (uint8_t)cookie) {
+			ok++;
+		}
 	}
+	CU_ASSERT(ok == N);
+	CU_ASSERT(client_recv(buf, 1) == 0); /* then EOF */
 	CU_ASSERT(g_done == 1);
-	g_nbd_stop_grace_us = NBD_STOP_GRACE_US;
-	close(g_cfd);
-	g_cfd = -1;
+	client_close();
+}
+
+/* Half-close with reads in the bdev and a WRITE whose data stops short: the socket
+ * stays open (and in epoll) until the reads complete; they are answered, the WRITE,
+ * never received whole, is not; then EOF. */
+static void
+test_half_close_in_flight(void)
+{
+	struct sl_nbd_simple_reply r;
+	struct nbd_conn *conn;
+	uint8_t buf[512];
+
+	serve(false, false);
+	conn = (struct nbd_conn *)g_conn;
+	g_mock_hold = true;
+	send_req(SL_NBD_CMD_READ, 0, 1, 0, 512);
+	send_req(SL_NBD_CMD_READ, 0, 2, 512, 512);
+	send_req(SL_NBD_CMD_WRITE, 0, 3, 0, 4096);
+	client_send(buf, 100);
+	CU_ASSERT(shutdown(g_cfd, SHUT_WR) == 0);
+	poll_n(200);
+	CU_ASSERT(g_done == 0);
+	CU_ASSERT(conn->closing && !conn->eof && conn->poller != NULL);
+	CU_ASSERT(conn->in_flight == 2 && conn->payload_slot == NULL);
+	mock_release();
+	for (int i = 0; i < 2; i++) { /* in either order */
+		CU_ASSERT(client_recv(&r, sizeof(r)) == sizeof(r) && r.error == 0 &&
+			  (be64toh(r.cookie) == 1 || be64toh(r.cookie) == 2));
+		CU_ASSERT(client_recv(buf, 512) == 512);
+	}
+	CU_ASSERT(client_recv(buf, 1) == 0); /* EOF, no reply to the WRITE */
+	CU_ASSERT(g_done == 1);
+	client_close();
 }
 
 /* Hang-up with I/O in flight: the connection waits for it, then goes. */
@@ -517,6 +594,8 @@ test_hangup_in_flight(void)
 	g_cfd = -1;
 	poll_n(200);
 	CU_ASSERT(g_done == 0);
+	/* Out of epoll: the hung-up socket does not wake the thread meanwhile. */
+	CU_ASSERT(((struct nbd_conn *)g_conn)->eof && ((struct nbd_conn *)g_conn)->poller == NULL);
 	mock_release();
 	client_close();
 }
@@ -569,6 +648,8 @@ main(void)
 	CU_add_test(s, "stop with I/O in flight", test_stop_in_flight);
 	CU_add_test(s, "hang-up with I/O in flight", test_hangup_in_flight);
 	CU_add_test(s, "stop while the client takes no replies", test_stop_stuck_client);
+	CU_add_test(s, "half-close: every request answered, then EOF", test_half_close);
+	CU_add_test(s, "half-close with I/O in flight", test_half_close_in_flight);
 	CU_add_test(s, "disconnect and bad magic", test_disc_and_bad_magic);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();

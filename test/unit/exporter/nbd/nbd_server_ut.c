@@ -5,7 +5,7 @@
  * Unit tests of the NBD server (nbd_server.c): option haggling fed byte strings and
  * read back from the reply buffer, then the server for real on a hand-polled thread
  * over a Unix socket (handshake, hand-off to the transmission phase, export removal
- * and server stop with clients connected).
+ * and server stop with clients connected, the handshake limit).
  */
 
 #include <CUnit/Basic.h>
@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nbd_mock.h"
@@ -538,6 +539,101 @@ test_hot_remove(void)
 	CU_ASSERT(stopped == 0);
 }
 
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Poll the server until the peer closes fd (what it sent before is read and dropped).
+ * \return whether it did within max_s seconds. */
+static bool
+client_wait_closed(int fd, double max_s)
+{
+	double end = now_s() + max_s;
+	uint8_t buf[256];
+
+	while (now_s() < end) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n == 0) {
+			return true;
+		}
+		if (n < 0) {
+			poll_n(10);
+		}
+	}
+	return false;
+}
+
+/* Clients that send nothing, or stop in the middle of the client flags or of an option,
+ * are cut off when the handshake limit passes; one that connected with them finishes
+ * its handshake and is served, before and after the limit. */
+static void
+test_handshake_limit(void)
+{
+	char path[64];
+	struct sl_nbd_server_opts opts = {.unix_path = path, .handshake_limit = 1};
+	struct sl_nbd_option o = {htobe64(SL_NBD_OPTS_MAGIC), htobe32(SL_NBD_OPT_GO), htobe32(64)};
+	uint32_t flags = htobe32(SL_NBD_FLAG_C_FIXED_NEWSTYLE);
+	struct sl_nbd_hello hello;
+	uint8_t buf[512];
+	int silent, half_flags, half_opt, good, stopped = -1;
+
+	snprintf(path, sizeof(path), "/tmp/sluice-nbd-ut-hsl-%d.sock", getpid());
+	opts.handshake_limit = SL_NBD_MAX_HANDSHAKE_LIMIT + 1;
+	CU_ASSERT(sl_nbd_server_start(&opts) == -EINVAL);
+	opts.handshake_limit = 1;
+	CU_ASSERT_FATAL(sl_nbd_server_start(&opts) == 0);
+	CU_ASSERT(sl_nbd_server_get_handshake_limit() == 1);
+
+	silent = client_connect(path);
+	half_flags = client_connect(path);
+	half_opt = client_connect(path);
+	good = client_connect(path);
+	CU_ASSERT(client_recv(half_flags, &hello, sizeof(hello)) == sizeof(hello));
+	send(half_flags, &flags, 2, 0);
+	CU_ASSERT(client_recv(half_opt, &hello, sizeof(hello)) == sizeof(hello));
+	send(half_opt, &flags, sizeof(flags), 0);
+	send(half_opt, &o, sizeof(o), 0);
+	send(half_opt, "\0\0\0\4dis", 7, 0); /* 7 of the 64 bytes announced */
+	CU_ASSERT(client_handshake(good, "disk") == sl_bdev_get_size(&g_mock_bdev));
+	CU_ASSERT(client_read(good, 1, 0, buf, sizeof(buf)) == 0);
+
+	/* The limit is 1 s; the bound only guards against a hang. */
+	CU_ASSERT(client_wait_closed(silent, 30));
+	CU_ASSERT(client_wait_closed(half_flags, 30));
+	CU_ASSERT(client_wait_closed(half_opt, 30));
+	CU_ASSERT(TAILQ_EMPTY(&g_nbd.hs_conns));
+	CU_ASSERT(client_read(good, 2, 512, buf, sizeof(buf)) == 0);
+	CU_ASSERT(sl_nbd_export_find("disk")->nconns == 1);
+	close(silent);
+	close(half_flags);
+	close(half_opt);
+
+	/* A connection closed before its limit takes its timer with it. */
+	silent = client_connect(path);
+	for (int i = 0; i < 10000 && TAILQ_EMPTY(&g_nbd.hs_conns); i++) {
+		poll_n(1);
+	}
+	CU_ASSERT_FATAL(!TAILQ_EMPTY(&g_nbd.hs_conns));
+	CU_ASSERT(TAILQ_FIRST(&g_nbd.hs_conns)->hs_timer != NULL);
+	close(silent);
+	for (int i = 0; i < 10000 && !TAILQ_EMPTY(&g_nbd.hs_conns); i++) {
+		poll_n(1);
+	}
+	CU_ASSERT(TAILQ_EMPTY(&g_nbd.hs_conns));
+
+	sl_nbd_server_stop(stop_cb, &stopped);
+	CU_ASSERT(client_wait_closed(good, 30));
+	poll_n(100);
+	CU_ASSERT(stopped == 0);
+	close(good);
+}
+
 static void
 test_exports(void)
 {
@@ -590,6 +686,7 @@ main(void)
 	CU_add_test(s, "server start, hand-off, remove, stop", test_server);
 	CU_add_test(s, "connection closing as its export goes", test_close_races_remove);
 	CU_add_test(s, "bdev hot-removed under a connection", test_hot_remove);
+	CU_add_test(s, "handshake limit", test_handshake_limit);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failures = CU_get_number_of_failures();
