@@ -151,29 +151,48 @@ int
 sl_json_decode_array(const json_t *val, sl_json_decode_fn decode, void *out, size_t max_size,
 		     size_t *out_size, size_t stride, char *err, size_t errlen)
 {
+	size_t n = json_array_size(val), i;
 	char inner[256];
-	size_t i;
-	json_t *elem;
+	void *prior;
+	int rc = 0;
 
-	*out_size = 0;
 	if (!json_is_array(val)) {
 		return decode_fail(val, "an array", err, errlen);
 	}
-	if (json_array_size(val) > max_size) {
-		snprintf(err, errlen, "must have at most %zu elements, got %zu", max_size,
-			 json_array_size(val));
+	if (n > max_size) {
+		snprintf(err, errlen, "must have at most %zu elements, got %zu", max_size, n);
 		return -EINVAL;
 	}
-	json_array_foreach (val, i, elem) {
-		int rc = decode(elem, (char *)out + i * stride, inner, sizeof(inner));
-
-		if (rc != 0) {
-			snprintf(err, errlen, "element %zu %s", i, inner);
-			return rc;
-		}
-		*out_size = i + 1;
+	if (n == 0) {
+		*out_size = 0;
+		return 0;
 	}
-	return 0;
+	/* The elements' bytes as the caller left them, put back if one fails (out_size is
+	 * written on success only). */
+	prior = malloc(n * stride);
+	if (prior == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(prior, out, n * stride);
+	for (i = 0; i < n; i++) {
+		rc = decode(json_array_get(val, i), (char *)out + i * stride, inner, sizeof(inner));
+		if (rc != 0) {
+			break;
+		}
+	}
+	if (rc != 0) {
+		snprintf(err, errlen, "element %zu %s", i, inner);
+		/* Elements before i hold strings of this call; element i got none. */
+		while (decode == sl_json_decode_string && i-- > 0) {
+			free(*(char **)((char *)out + i * stride));
+		}
+		memcpy(out, prior, n * stride);
+	} else {
+		*out_size = n;
+	}
+	free(prior);
+	return rc;
 }
 
 static const struct sl_json_object_decoder *
@@ -187,13 +206,66 @@ decode_find(const struct sl_json_object_decoder *decoders, size_t count, const c
 	return NULL;
 }
 
+/* Decode one present value into its field; err gets "'key' <why>". */
+static int
+decode_field(const json_t *val, const struct sl_json_object_decoder *d, void *out, char *err,
+	     size_t errlen)
+{
+	char inner[256];
+
+	if (d->decode(val, (char *)out + d->offset, inner, sizeof(inner)) != 0) {
+		snprintf(err, errlen, "'%s' %s", d->name, inner);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Decode the fields of d[0 .. count) in table order. One frame per decoder (tables are
+ * static and short) keeps each string field's value from before the call, so that when
+ * a later field fails the string decoded here is freed and that value put back: a
+ * default the caller set is neither freed nor lost.
+ */
+static int
+decode_fields(const json_t *obj, const struct sl_json_object_decoder *d, size_t count, void *out,
+	      char *err, size_t errlen)
+{
+	char **str = NULL, *prior = NULL;
+	json_t *val;
+	int rc;
+
+	if (count == 0) {
+		return 0;
+	}
+	val = obj != NULL ? json_object_get(obj, d->name) : NULL;
+	if (val == NULL && !d->optional) {
+		snprintf(err, errlen, "missing parameter '%s'", d->name);
+		return -EINVAL;
+	}
+	if (val != NULL) {
+		if (d->decode == sl_json_decode_string) {
+			str = (char **)((char *)out + d->offset);
+			prior = *str;
+		}
+		rc = decode_field(val, d, out, err, errlen);
+		if (rc != 0) {
+			return rc;
+		}
+	}
+	rc = decode_fields(obj, d + 1, count - 1, out, err, errlen);
+	if (rc != 0 && str != NULL) {
+		free(*str);
+		*str = prior;
+	}
+	return rc;
+}
+
 int
 sl_json_decode_object(const json_t *obj, const struct sl_json_object_decoder *decoders,
 		      size_t count, void *out, char *err, size_t errlen)
 {
 	const char *key;
 	json_t *val;
-	char inner[256];
 
 	if (obj != NULL && !json_is_object(obj)) {
 		char value[DECODE_VALUE_MAX + 8];
@@ -211,23 +283,5 @@ sl_json_decode_object(const json_t *obj, const struct sl_json_object_decoder *de
 			}
 		}
 	}
-	for (size_t i = 0; i < count; i++) {
-		int rc;
-
-		val = obj != NULL ? json_object_get(obj, decoders[i].name) : NULL;
-		if (val == NULL) {
-			if (!decoders[i].optional) {
-				snprintf(err, errlen, "missing parameter '%s'", decoders[i].name);
-				return -EINVAL;
-			}
-			continue;
-		}
-		rc = decoders[i].decode(val, (char *)out + decoders[i].offset, inner,
-					sizeof(inner));
-		if (rc != 0) {
-			snprintf(err, errlen, "'%s' %s", decoders[i].name, inner);
-			return -EINVAL;
-		}
-	}
-	return 0;
+	return decode_fields(obj, decoders, count, out, err, errlen);
 }

@@ -62,8 +62,7 @@ fuse_decode_mode(const json_t *val, void *out, char *err, size_t errlen)
 		}
 	}
 	if (v < 0 || v > 07777) {
-		snprintf(err, errlen,
-			 "'mode' must be a mode in [0, 07777] (integer or octal string)");
+		snprintf(err, errlen, "must be a mode in [0, 07777] (integer or octal string)");
 		return -EINVAL;
 	}
 	*(uint32_t *)out = (uint32_t)v;

@@ -144,7 +144,10 @@ void sl_rpc_call_local(json_t *request, sl_rpc_local_cb cb, void *ctx);
 
 /* ---- Parameter decoding ------------------------------------------------------- */
 
-/** Decode one JSON value into out; on error write a message to err. \return 0/-EINVAL. */
+/**
+ * Decode one JSON value into out; on error write a message to err and leave out as it
+ * was. \return 0/-EINVAL (or -ENOMEM).
+ */
 typedef int (*sl_json_decode_fn)(const json_t *val, void *out, char *err, size_t errlen);
 
 struct sl_json_object_decoder {
@@ -157,7 +160,15 @@ struct sl_json_object_decoder {
 /**
  * Decode a params object into a struct by a table. Unknown keys, missing required
  * keys and wrong types are errors; err names the key and the value. obj may be NULL
- * (params absent): then only optional decoders are allowed.
+ * (params absent): then only optional decoders are allowed. Keys absent from obj
+ * leave their fields as the caller set them (defaults).
+ *
+ * On failure, every string the call decoded is freed and its field holds again what
+ * it held before the call (NULL, or the caller's default, which is neither freed nor
+ * lost), so the caller frees out the same way whether the call failed or not. Other
+ * fields decoded before the failing key may keep their new values. A decode function
+ * of the caller's that allocates (one wrapping sl_json_decode_array of strings, or a
+ * nested object) is not undone: its field is the caller's to free, on failure too.
  * \return 0 or -EINVAL.
  */
 int sl_json_decode_object(const json_t *obj, const struct sl_json_object_decoder *decoders,
@@ -171,14 +182,18 @@ int sl_json_decode_uint32(const json_t *val, void *out, char *err, size_t errlen
 int sl_json_decode_uint64(const json_t *val, void *out, char *err, size_t errlen);
 /**
  * Decode a JSON array into a C array of max_size elements of stride bytes, each by
- * decode. \return 0 or -EINVAL (err names the element index and the value).
+ * decode, and set *out_size to the number of elements. On failure out and *out_size
+ * are left as they were: strings decoded by sl_json_decode_string are freed (no
+ * other element decoder may allocate) and the elements' previous bytes put back.
+ * \return 0, -EINVAL (err names the element index and the value) or -ENOMEM.
  */
 int sl_json_decode_array(const json_t *val, sl_json_decode_fn decode, void *out, size_t max_size,
 			 size_t *out_size, size_t stride, char *err, size_t errlen);
 /**
  * Decode and, on failure, answer -32602 with "<method>: <message>" (e.g.
  * "bdev_malloc_create: 'num_blocks' must be an integer in [0, 4294967295], got -5").
- * Fields decoded before a failure stay set: free them as on success.
+ * A failure frees the strings it decoded (see sl_json_decode_object): out may be
+ * freed as on success, or left alone.
  * \return 0 or -EINVAL (already answered: the handler must not answer again).
  */
 int sl_rpc_decode_params(struct sl_jsonrpc_request *req, const json_t *params,

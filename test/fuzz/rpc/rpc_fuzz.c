@@ -48,34 +48,63 @@ static const struct sl_json_object_decoder g_fuzz_decoders[] = {
 	{"uuid", offsetof(struct fuzz_params, uuid), sl_json_decode_string, true},
 };
 
+/* Not heap memory: a decoder freeing the default is an ASan error. */
+static char g_default_uuid[] = "00000000-0000-0000-0000-000000000000";
+
 static void
 fuzz_create(struct sl_jsonrpc_request *req, const json_t *params)
 {
-	struct fuzz_params p = {};
+	struct fuzz_params p = {.uuid = g_default_uuid};
 
-	if (sl_rpc_decode_params(req, params, g_fuzz_decoders, SL_COUNTOF(g_fuzz_decoders), &p) ==
+	/* A failed decode must leave nothing to free: LSan would find a leak here. */
+	if (sl_rpc_decode_params(req, params, g_fuzz_decoders, SL_COUNTOF(g_fuzz_decoders), &p) !=
 	    0) {
-		if (p.block_size == 0) {
-			sl_jsonrpc_send_errno(req, -EINVAL, "bdev %s: block_size 0", p.name);
-		} else {
-			sl_jsonrpc_send_result(req, json_string(p.name));
+		if (p.name != NULL || p.uuid != g_default_uuid) {
+			abort();
 		}
+		return;
+	}
+	if (p.block_size == 0) {
+		sl_jsonrpc_send_errno(req, -EINVAL, "bdev %s: block_size 0", p.name);
+	} else {
+		sl_jsonrpc_send_result(req, json_string(p.name));
 	}
 	free(p.name);
-	free(p.uuid);
+	if (p.uuid != g_default_uuid) {
+		free(p.uuid);
+	}
 }
 SL_RPC_REGISTER("bdev_malloc_create", fuzz_create, SL_RPC_RUNTIME)
 
+/* params: an array of names, else of ids. */
 static void
 fuzz_list(struct sl_jsonrpc_request *req, const json_t *params)
 {
+	char *names[4] = {NULL};
 	uint32_t ids[4];
-	size_t n;
+	size_t n = SIZE_MAX;
 	char err[128];
 
 	if (params == NULL) {
 		sl_jsonrpc_send_result(req, json_array());
 		return;
+	}
+	if (sl_json_decode_array(params, sl_json_decode_string, names, SL_COUNTOF(names), &n,
+				 sizeof(names[0]), err, sizeof(err)) == 0) {
+		sl_jsonrpc_send_result(req, json_integer((json_int_t)n));
+		for (size_t i = 0; i < n; i++) {
+			free(names[i]);
+		}
+		return;
+	}
+	/* A failure leaves the array and its size as they were. */
+	for (size_t i = 0; i < SL_COUNTOF(names); i++) {
+		if (names[i] != NULL) {
+			abort();
+		}
+	}
+	if (n != SIZE_MAX) {
+		abort();
 	}
 	if (sl_json_decode_array(params, sl_json_decode_uint32, ids, SL_COUNTOF(ids), &n,
 				 sizeof(ids[0]), err, sizeof(err)) != 0) {
