@@ -30,6 +30,13 @@ static _Atomic int g_log_print_level = SL_LOG_NOTICE;
 static pthread_mutex_t g_log_hook_lock = PTHREAD_MUTEX_INITIALIZER;
 static sl_log_output_cb g_log_output_cb;
 static void *g_log_output_ctx;
+/*
+ * Set while this thread runs the output hook. The hook lock is not recursive, so a
+ * line logged from inside the hook (directly, or by some function it calls) must not
+ * come back through log_emit's lock: it bypasses the hook and goes to stderr instead.
+ * Dropping it would hide the very error a failing hook (say, syslog) wants to report.
+ */
+static _Thread_local bool tl_log_in_output;
 
 static const char *const g_log_level_names[] = {
 	[SL_LOG_ERROR] = "ERROR", [SL_LOG_WARN] = "WARNING", [SL_LOG_NOTICE] = "NOTICE",
@@ -166,6 +173,11 @@ sl_log_level_to_str(enum sl_log_level level)
 void
 sl_log_set_output(sl_log_output_cb cb, void *ctx)
 {
+	if (tl_log_in_output) {
+		/* We hold g_log_hook_lock already: taking it again would deadlock. */
+		SL_ERRLOG("sl_log_set_output called from inside the log output hook: ignored\n");
+		return;
+	}
 	pthread_mutex_lock(&g_log_hook_lock);
 	g_log_output_cb = cb;
 	g_log_output_ctx = ctx;
@@ -223,13 +235,19 @@ log_emit(enum sl_log_level level, char *line, size_t len)
 	sl_log_output_cb cb;
 	void *ctx;
 
+	if (tl_log_in_output) {
+		log_write_all(line, len);
+		return;
+	}
 	pthread_mutex_lock(&g_log_hook_lock);
 	cb = g_log_output_cb;
 	ctx = g_log_output_ctx;
 	if (cb != NULL) {
 		/* Called under the lock so a hook needs no locking of its own. */
 		line[len - 1] = '\0';
+		tl_log_in_output = true;
 		cb(level, line, ctx);
+		tl_log_in_output = false;
 		line[len - 1] = '\n';
 	}
 	pthread_mutex_unlock(&g_log_hook_lock);

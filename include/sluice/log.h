@@ -89,7 +89,9 @@ const char *sl_log_level_to_str(enum sl_log_level level);
 /**
  * Hook to capture log output (tests, syslog). line is the whole formatted line
  * ("[date time] thread LEVEL file.c:12 func: message") without the trailing newline.
- * Calls are serialised by a lock, so a hook needs no locking of its own; it must not log.
+ * Calls are serialised by a lock, so a hook needs no locking of its own. A line logged
+ * from inside the hook (on the hook's thread) does not reach the hook again: it is
+ * written straight to stderr. A hook must not call sl_log_set_output() (it is ignored).
  */
 typedef void (*sl_log_output_cb)(enum sl_log_level level, const char *line, void *ctx);
 /** Send lines to cb instead of stderr; NULL restores stderr. */

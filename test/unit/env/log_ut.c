@@ -152,6 +152,51 @@ test_thread_name_and_long_line(void)
 	sl_thread_lib_fini();
 }
 
+static void
+logging_hook(enum sl_log_level level, const char *line, void *ctx)
+{
+	struct captured *cap = ctx;
+
+	capture_cb(level, line, ctx);
+	/* Both would take the hook lock again on this thread. */
+	SL_ERRLOG("from the hook %d\n", cap->count);
+	sl_log_set_output(NULL, NULL);
+}
+
+static void
+test_hook_that_logs(void)
+{
+	char path[] = "/tmp/sl_log_ut.XXXXXX";
+	int fd = mkstemp(path);
+	int saved = dup(STDERR_FILENO);
+	struct captured cap = {};
+	char out[4096] = "";
+	ssize_t n;
+
+	CU_ASSERT_FATAL(fd >= 0 && saved >= 0);
+	dup2(fd, STDERR_FILENO);
+	sl_log_set_output(logging_hook, &cap);
+	SL_ERRLOG("outer\n");
+	/* Returned, the hook saw only the outer line, and the hook stayed installed. */
+	CU_ASSERT_EQUAL(cap.count, 1);
+	CU_ASSERT(strstr(cap.line, "outer") != NULL);
+	SL_ERRLOG("second\n");
+	CU_ASSERT_EQUAL(cap.count, 2);
+	sl_log_set_output(NULL, NULL);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+
+	/* The nested lines went straight to stderr, whole. */
+	n = pread(fd, out, sizeof(out) - 1, 0);
+	CU_ASSERT(n > 0);
+	CU_ASSERT(strstr(out, "logging_hook: from the hook 1\n") != NULL);
+	CU_ASSERT(strstr(out, "logging_hook: from the hook 2\n") != NULL);
+	CU_ASSERT(strstr(out, "sl_log_set_output called from inside the log output hook") != NULL);
+	CU_ASSERT(strstr(out, "outer") == NULL);
+	close(fd);
+	unlink(path);
+}
+
 #define LINES_PER_THREAD 2000
 
 static void *
@@ -216,5 +261,6 @@ main(void)
 	CU_add_test(suite, "flags", test_flags);
 	CU_add_test(suite, "thread_name_and_long_line", test_thread_name_and_long_line);
 	CU_add_test(suite, "line_atomicity", test_line_atomicity);
+	CU_add_test(suite, "hook_that_logs", test_hook_that_logs);
 	return sl_ut_run();
 }
