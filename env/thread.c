@@ -964,12 +964,30 @@ sl_poller_register_fd(int fd, uint32_t events, sl_poller_fn fn, void *arg, const
 	return poller;
 }
 
+/*
+ * Pause, resume and fd_set_events move a poller between its thread's lists (or change
+ * its epoll entry) with no lock: only the owner, whose poll loop walks those lists, may
+ * call them. Forwarding them as a message would not be safe: the owner may unregister
+ * and free the poller before the message runs, and the caller expects the change done
+ * on return. \return whether the caller is the owner; if not, say who called.
+ */
+static bool
+poller_on_own_thread(const struct sl_poller *p, const char *func)
+{
+	if (sl_likely(tls_thread == p->thread)) {
+		return true;
+	}
+	SL_ERRLOG("%s: poller %s belongs to thread %s, called on %s: refused\n", func, p->name,
+		  p->thread->name, tls_thread != NULL ? tls_thread->name : "no sl_thread");
+	return false;
+}
+
 int
 sl_poller_fd_set_events(struct sl_poller *poller, uint32_t events)
 {
 	struct epoll_event ev = {.events = events, .data.ptr = poller};
 
-	if (poller->kind != POLLER_KIND_FD) {
+	if (!poller_on_own_thread(poller, __func__) || poller->kind != POLLER_KIND_FD) {
 		return -EINVAL;
 	}
 	poller->events = events;
@@ -1072,6 +1090,9 @@ sl_poller_pause(struct sl_poller *p)
 {
 	struct sl_thread *thread = p->thread;
 
+	if (!poller_on_own_thread(p, __func__)) {
+		return;
+	}
 	if (p->state == POLLER_STATE_PAUSED || p->state == POLLER_STATE_PAUSING ||
 	    p->state == POLLER_STATE_UNREGISTERED) {
 		return;
@@ -1107,6 +1128,9 @@ sl_poller_resume(struct sl_poller *p)
 {
 	struct sl_thread *thread = p->thread;
 
+	if (!poller_on_own_thread(p, __func__)) {
+		return;
+	}
 	if (p->state == POLLER_STATE_PAUSING) {
 		/* Still where it was: just cancel the pause. */
 		p->state = POLLER_STATE_WAITING;

@@ -189,7 +189,11 @@ struct sl_poller *sl_poller_register(sl_poller_fn fn, void *arg, uint64_t period
  */
 struct sl_poller *sl_poller_register_fd(int fd, uint32_t events, sl_poller_fn fn, void *arg,
 					const char *name);
-/** Change the events an fd poller waits for. \return 0 or -errno. */
+/**
+ * Change the events an fd poller waits for; only on the poller's thread.
+ * \return 0, -EINVAL if poller is not an fd poller or this is not its thread (logged),
+ * or -errno from epoll_ctl.
+ */
 int sl_poller_fd_set_events(struct sl_poller *poller, uint32_t events);
 /**
  * Unregister a poller and set *poller to NULL. NULL is allowed. On the poller's thread
@@ -202,7 +206,8 @@ void sl_poller_unregister(struct sl_poller **poller);
 /**
  * Pause/resume a poller (on its thread; also from callbacks). A paused poller does not
  * run; a resumed timed poller is next due one period after the resume. Pausing a
- * paused poller, or resuming a running one, does nothing.
+ * paused poller, or resuming a running one, does nothing. Called on another thread (or
+ * on none) they log an error and do nothing: the poller's lists belong to its thread.
  */
 void sl_poller_pause(struct sl_poller *poller);
 void sl_poller_resume(struct sl_poller *poller);

@@ -22,6 +22,7 @@
 
 #include "sl_ut.h"
 #include "env/thread_internal.h"
+#include "sluice/log.h"
 #include "sluice/thread.h"
 
 static uint64_t
@@ -580,6 +581,106 @@ test_fd_poller(void)
 	CU_ASSERT(sl_ut_thread_end(t) == 0);
 }
 
+/* The pollers of test_poller_calls_off_thread, and the last error logged. */
+struct off_thread {
+	struct sl_poller *active, *timed, *fd;
+	int set_events_rc;
+	int nlines;
+	char line[512];
+};
+
+static void
+off_thread_log(enum sl_log_level level, const char *line, void *ctx)
+{
+	struct off_thread *o = ctx;
+
+	o->nlines++;
+	snprintf(o->line, sizeof(o->line), "%s", line);
+}
+
+static void
+off_thread_calls(struct off_thread *o)
+{
+	sl_poller_pause(o->active);
+	sl_poller_pause(o->fd);
+	sl_poller_resume(o->timed);
+	o->set_events_rc = sl_poller_fd_set_events(o->fd, EPOLLIN | EPOLLOUT);
+}
+
+static void *
+off_thread_main(void *arg)
+{
+	off_thread_calls(arg);
+	return NULL;
+}
+
+/*
+ * Pause, resume and fd_set_events change the owner's poller lists and epoll set with no
+ * lock: from another sl_thread, or from a plain pthread, they are refused and logged,
+ * and nothing of the owner's changes.
+ */
+static void
+test_poller_calls_off_thread(void)
+{
+	struct sl_thread *t = thread_new("owner"), *other = thread_new("other");
+	struct off_thread o = {0};
+	int efd = eventfd(0, EFD_NONBLOCK), n = 0;
+	pthread_t tid;
+
+	sl_set_thread(t);
+	o.active = sl_poller_register(poller_count, &n, 0, "active");
+	o.timed = sl_poller_register(poller_count, &n, 1000, "timed");
+	o.fd = sl_poller_register_fd(efd, EPOLLIN, poller_count, &n, "efd");
+	CU_ASSERT_FATAL(o.active != NULL && o.timed != NULL && o.fd != NULL);
+	sl_poller_pause(o.timed);
+	CU_ASSERT(o.timed->state == POLLER_STATE_PAUSED);
+
+	sl_log_set_output(off_thread_log, &o);
+	sl_set_thread(other);
+	off_thread_calls(&o);
+	CU_ASSERT(o.set_events_rc == -EINVAL);
+	CU_ASSERT(o.nlines == 4);
+	CU_ASSERT(strstr(o.line, "sl_poller_fd_set_events: poller efd belongs to thread owner, "
+				 "called on other") != NULL);
+	sl_set_thread(NULL);
+	o.set_events_rc = 0;
+	CU_ASSERT_FATAL(pthread_create(&tid, NULL, off_thread_main, &o) == 0);
+	pthread_join(tid, NULL);
+	CU_ASSERT(o.set_events_rc == -EINVAL);
+	CU_ASSERT(o.nlines == 8);
+	CU_ASSERT(strstr(o.line, "poller efd belongs to thread owner, called on no sl_thread") !=
+		  NULL);
+	sl_log_set_output(NULL, NULL);
+
+	/* Unchanged: states, counts, lists, events. */
+	CU_ASSERT(o.active->state == POLLER_STATE_WAITING);
+	CU_ASSERT(o.fd->state == POLLER_STATE_WAITING);
+	CU_ASSERT(o.timed->state == POLLER_STATE_PAUSED);
+	CU_ASSERT(o.fd->events == EPOLLIN);
+	CU_ASSERT(t->active_count == 1 && t->fd_count == 1 && t->poller_count == 3);
+	CU_ASSERT(TAILQ_FIRST(&t->active_pollers) == o.active);
+	CU_ASSERT(TAILQ_FIRST(&t->fd_pollers) == o.fd);
+	CU_ASSERT(TAILQ_FIRST(&t->paused_pollers) == o.timed);
+	CU_ASSERT(TAILQ_EMPTY(&t->timed_pollers));
+	/* EPOLLOUT was not added: the quiet eventfd is not ready. */
+	CU_ASSERT(sl_thread_poll_fds(t, 0) == 0);
+
+	/* The owner may. */
+	sl_set_thread(t);
+	CU_ASSERT(sl_poller_fd_set_events(o.fd, EPOLLIN | EPOLLOUT) == 0);
+	CU_ASSERT(sl_thread_poll_fds(t, 0) == 1);
+	sl_poller_pause(o.active);
+	sl_poller_resume(o.timed);
+	CU_ASSERT(t->active_count == 0);
+	CU_ASSERT(o.timed->state == POLLER_STATE_WAITING);
+	sl_poller_unregister(&o.active);
+	sl_poller_unregister(&o.timed);
+	sl_poller_unregister(&o.fd);
+	close(efd);
+	CU_ASSERT(sl_ut_thread_end(other) == 0);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
+}
+
 static void
 test_poller_off_thread(void)
 {
@@ -876,6 +977,7 @@ main(void)
 	CU_ADD_TEST(suite, test_poller_pause_resume);
 	CU_ADD_TEST(suite, test_poller_busy_kinds);
 	CU_ADD_TEST(suite, test_fd_poller);
+	CU_ADD_TEST(suite, test_poller_calls_off_thread);
 	CU_ADD_TEST(suite, test_poller_off_thread);
 	CU_ADD_TEST(suite, test_thread_exit_drains);
 	CU_ADD_TEST(suite, test_thread_exit_timeout);
