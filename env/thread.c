@@ -366,6 +366,7 @@ sl_thread_send_msg(const struct sl_thread *cthread, sl_msg_fn fn, void *ctx)
 {
 	struct sl_thread *thread = (struct sl_thread *)(uintptr_t)cthread;
 	struct sl_thread *local = tls_thread;
+	enum thread_state state;
 	struct thread_msg *msg;
 	size_t n;
 
@@ -376,11 +377,26 @@ sl_thread_send_msg(const struct sl_thread *cthread, sl_msg_fn fn, void *ctx)
 	msg->fn = fn;
 	msg->arg = ctx;
 	msg->remote = thread != local;
-	/* Announce the send before reading the state: thread_exit_check() sets EXITED,
-	 * then waits for announced senders and re-checks the ring, so a message is
-	 * either refused here or seen there -- never left in a dead thread's ring. */
-	atomic_fetch_add(&thread->senders, 1);
-	if (sl_unlikely(atomic_load(&thread->state) == THREAD_STATE_EXITED)) {
+	/*
+	 * Announce the send before reading the state: thread_exit_check() sets EXIT_CHECK,
+	 * then waits for announced senders and looks at the ring, so a message is either
+	 * refused here or seen there -- never left in a dead thread's ring. A sender that
+	 * sees EXIT_CHECK steps back and waits for the verdict: refusing it then would be
+	 * wrong if a message already announced keeps the thread alive (it goes back to
+	 * EXITING and runs later sends), so -EIO means exited for good and callers (the
+	 * off-thread poller unregistration, for_each_thread) may rely on it. The wait is
+	 * as short as the announced senders' enqueues; the thread's own sends never wait.
+	 */
+	for (;;) {
+		atomic_fetch_add(&thread->senders, 1);
+		state = atomic_load(&thread->state);
+		if (sl_likely(state != THREAD_STATE_EXIT_CHECK)) {
+			break;
+		}
+		atomic_fetch_sub(&thread->senders, 1);
+		sched_yield();
+	}
+	if (sl_unlikely(state == THREAD_STATE_EXITED)) {
 		atomic_fetch_sub(&thread->senders, 1);
 		msg_free(local, msg);
 		return -EIO;
@@ -638,15 +654,18 @@ thread_exit_check(struct sl_thread *thread, uint64_t now)
 			  g_thread_exit_timeout_ms);
 		thread_log_leaks(thread);
 	}
-	atomic_store(&thread->state, THREAD_STATE_EXITED);
-	/* A sender that read the old state is announced in senders: wait for its
-	 * enqueue, then look again (see sl_thread_send_msg). */
+	/* Senders that read EXITING are announced in senders: wait for their enqueues,
+	 * then look again; new senders wait meanwhile (see sl_thread_send_msg). A message
+	 * that came in keeps the thread (EXITING) unless it is being forced out. */
+	atomic_store(&thread->state, THREAD_STATE_EXIT_CHECK);
 	while (atomic_load(&thread->senders) != 0) {
 		sched_yield();
 	}
 	if (idle && sl_thread_has_msgs(thread)) {
 		atomic_store(&thread->state, THREAD_STATE_EXITING);
+		return;
 	}
+	atomic_store(&thread->state, THREAD_STATE_EXITED);
 }
 
 /* --- Pollers -------------------------------------------------------------------- */

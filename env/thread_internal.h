@@ -78,7 +78,10 @@ TAILQ_HEAD(poller_list, sl_poller);
 enum thread_state {
 	THREAD_STATE_RUNNING,
 	THREAD_STATE_EXITING,
-	THREAD_STATE_EXITED,
+	/* Exiting, idle, and deciding whether it may exit: senders wait for the verdict
+	 * (see thread_exit_check). */
+	THREAD_STATE_EXIT_CHECK,
+	THREAD_STATE_EXITED, /* final: sends fail with -EIO from now on */
 };
 
 struct sl_thread {

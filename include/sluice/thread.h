@@ -150,9 +150,12 @@ typedef void (*sl_thread_wake_fn)(struct sl_thread *thread, void *arg);
 void sl_thread_set_wake_fn(struct sl_thread *thread, sl_thread_wake_fn fn, void *arg);
 
 /**
- * Send a message to a thread, from any OS thread. Lock-free; never blocks; allocates
- * nothing (messages come from a pool, cached per thread). Messages from one sender to
- * one thread run in the order sent. A thread on a sleeping adaptive reactor is woken.
+ * Send a message to a thread, from any OS thread. Lock-free; never blocks (but for
+ * an instant when the target, exiting, is checking whether it may go: the send waits
+ * for the verdict); allocates nothing (messages come from a pool, cached per thread).
+ * Messages from one sender to one thread run in the order sent. A thread on a sleeping
+ * adaptive reactor is woken. A message accepted (0) runs; -EIO is final: every later
+ * send to that thread fails too.
  * \return 0, -ENOMEM if the message pool or the thread's queue is full, -EIO if the
  * thread has exited.
  */

@@ -794,6 +794,79 @@ test_thread_exit_race(void)
 	sl_thread_destroy(r.target);
 }
 
+struct exit_window {
+	struct sl_thread *target;
+	atomic_int n;
+	atomic_int rc;
+	atomic_int done;
+};
+
+static void *
+exit_window_poll(void *arg)
+{
+	struct exit_window *w = arg;
+
+	/* The exit check waits for the sender announced by the test. */
+	sl_set_thread(w->target);
+	sl_thread_poll(w->target, 0, 0);
+	return NULL;
+}
+
+static void *
+exit_window_send(void *arg)
+{
+	struct exit_window *w = arg;
+
+	atomic_store(&w->rc, sl_thread_send_msg(w->target, msg_count, &w->n));
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+/*
+ * The window of thread_exit_check: an idle exiting thread closes, waits for a sender
+ * that read EXITING, finds its message and goes back to EXITING. A send arriving in
+ * between must not be refused (-EIO says "exited for good") while the thread lives on
+ * and runs the earlier message: it waits and is accepted.
+ */
+static void
+test_thread_exit_window(void)
+{
+	struct exit_window w = {.target = thread_new("window")};
+	pthread_t poller, sender;
+	uint64_t end = now_ms() + 5000;
+	void *m1;
+
+	/* A real message, taken out of the ring: the announced sender's, not yet queued. */
+	CU_ASSERT_FATAL(sl_thread_send_msg(w.target, msg_count, &w.n) == 0);
+	CU_ASSERT_FATAL(sl_ring_dequeue(w.target->messages, &m1, 1) == 1);
+	sl_set_thread(w.target);
+	CU_ASSERT(sl_thread_exit(w.target) == 0);
+	sl_set_thread(NULL);
+	atomic_fetch_add(&w.target->senders, 1);
+
+	CU_ASSERT_FATAL(pthread_create(&poller, NULL, exit_window_poll, &w) == 0);
+	while (atomic_load(&w.target->state) == THREAD_STATE_EXITING && now_ms() < end) {
+		sched_yield();
+	}
+	CU_ASSERT(!sl_thread_is_exited(w.target));
+	CU_ASSERT_FATAL(pthread_create(&sender, NULL, exit_window_send, &w) == 0);
+	/* Long enough for a refusal to show; the send must still be waiting. */
+	usleep(20000);
+	CU_ASSERT(atomic_load(&w.done) == 0);
+
+	/* The announced sender queues its message and leaves. */
+	CU_ASSERT(sl_ring_enqueue(w.target->messages, &m1, 1, NULL) == 1);
+	atomic_fetch_sub(&w.target->senders, 1);
+	pthread_join(poller, NULL);
+	pthread_join(sender, NULL);
+	CU_ASSERT(atomic_load(&w.rc) == 0);
+	CU_ASSERT(!sl_thread_is_exited(w.target));
+
+	/* Both run, then the thread exits, and for good. */
+	CU_ASSERT(sl_ut_thread_end(w.target) == 0);
+	CU_ASSERT(atomic_load(&w.n) == 2);
+}
+
 /* --- for_each_thread, accessors ------------------------------------------------- */
 
 static uint64_t g_visited[8];
@@ -982,6 +1055,7 @@ main(void)
 	CU_ADD_TEST(suite, test_thread_exit_drains);
 	CU_ADD_TEST(suite, test_thread_exit_timeout);
 	CU_ADD_TEST(suite, test_thread_exit_race);
+	CU_ADD_TEST(suite, test_thread_exit_window);
 	CU_ADD_TEST(suite, test_for_each_thread);
 	CU_ADD_TEST(suite, test_for_each_thread_exit);
 	CU_ADD_TEST(suite, test_ticks_rate);
