@@ -182,6 +182,17 @@ void nbd_conn_get_info(const struct nbd_conn *conn, struct sl_nbd_conn_info *inf
  * NBD_ENOTSUP; any other "not supported" becomes NBD_EINVAL. */
 uint32_t nbd_errno_to_nbd(int status, bool fast_zero);
 
+/* nbd_uri.c */
+/* Percent-encode s for an NBD URI (RFC 3986 2.1): all but the unreserved characters
+ * and those in keep (may be NULL). Writes at most outlen bytes with the NUL, cut
+ * before an escape that does not fit. \return the encoded length without the NUL,
+ * whatever outlen (as snprintf). */
+size_t nbd_uri_encode(char *out, size_t outlen, const char *s, const char *keep);
+/* The URI of export name at host:port, or at the Unix socket path, in a new string
+ * (free()), or NULL without memory. */
+char *nbd_uri_tcp(const char *host, int port, const char *name);
+char *nbd_uri_unix(const char *path, const char *name);
+
 /* nbd_server.c */
 /* Feed the handshake with what is in conn->rx; \return 0 to go on, 1 when the
  * connection reached the transmission phase, -errno to close it. */
