@@ -33,6 +33,8 @@ cmake --build "$build" -j "$(nproc)"
 [ $run -eq 1 ] || exit 0
 
 # A RAM disk needs no DMA memory: run without hugepages so this works anywhere.
+# mktemp names hold only letters and digits, so the nbd+unix URI printed below needs
+# no percent-encoding (nbd_server_get_exports gives the encoded URIs of any path).
 workdir=$(mktemp -d /tmp/sluice-quickstart.XXXXXX)
 config=$workdir/sluice.json
 nbd_sock=$workdir/nbd.sock

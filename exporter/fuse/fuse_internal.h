@@ -61,6 +61,7 @@ enum fuse_io_type {
 	FUSE_IO_ZERO,  /* fallocate ZERO_RANGE */
 	FUSE_IO_PUNCH, /* fallocate PUNCH_HOLE | KEEP_SIZE */
 	FUSE_IO_FLUSH, /* fsync, fdatasync, flush (close) */
+	FUSE_IO_ALLOC, /* fallocate mode 0: nothing to do on the bdev */
 };
 
 /* Steps of a request, done lowest bit first (fuse_io.c). */

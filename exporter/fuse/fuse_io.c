@@ -466,6 +466,9 @@ fuse_io_submit_main(struct fuse_io *io, struct sl_io_channel *ch)
 					    io);
 	case FUSE_IO_FLUSH:
 		return sl_bdev_flush(desc, ch, 0, 0, fuse_io_step_done, io);
+	case FUSE_IO_ALLOC:
+		/* Answered in fuse_op_fallocate, never submitted. */
+		break;
 	}
 	return -EINVAL;
 }
@@ -670,6 +673,23 @@ fuse_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_inf
 	fuse_op_flush_common(req, ino);
 }
 
+/*
+ * Modes: PUNCH_HOLE|KEEP_SIZE and ZERO_RANGE write zeroes (or unmap); mode 0 (plain
+ * allocation, posix_fallocate) has nothing to do: every block of the file is there
+ * for as long as the bdev is, so inside the file it succeeds as it is. (A thin bdev --
+ * aio on a sparse file -- may still fail a later write for space: the host file
+ * system's preallocation is the bdev's business, not the export's.) Others:
+ * EOPNOTSUPP, as the kernel's own block devices answer.
+ *
+ * The file's size is the bdev's and cannot change, so a range past the end is cut at
+ * the end with KEEP_SIZE, and without it fails with ENOSPC: the file would have to
+ * grow and there is no room, which is what a write past the end already answers here
+ * (and on a block device). A Linux block device gives EINVAL for a fallocate past its
+ * end, but this is a regular file to its users, for whom EINVAL means a bad argument
+ * (a negative offset, a zero length). EFBIG is the file system's size limit
+ * (s_maxbytes), which the kernel checks itself before the request comes here, and is
+ * not what writes past the end say.
+ */
 void
 fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 		  struct fuse_file_info *fi)
@@ -684,6 +704,8 @@ fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t 
 		type = FUSE_IO_PUNCH;
 	} else if ((mode & ~FALLOC_FL_KEEP_SIZE) == FALLOC_FL_ZERO_RANGE) {
 		type = FUSE_IO_ZERO;
+	} else if ((mode & ~FALLOC_FL_KEEP_SIZE) == 0) {
+		type = FUSE_IO_ALLOC;
 	} else {
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
@@ -702,10 +724,10 @@ fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t 
 	io->len = 0;
 	end = (uint64_t)offset + (uint64_t)length;
 	if (end > exp->size && !keep_size) {
-		/* The file cannot grow. */
+		/* The file cannot grow (see above). */
 		io->status = -ENOSPC;
 	}
-	if (io->status != 0 || (uint64_t)offset >= exp->size) {
+	if (io->status != 0 || (uint64_t)offset >= exp->size || type == FUSE_IO_ALLOC) {
 		fuse_io_finish(io);
 		return;
 	}

@@ -72,7 +72,7 @@ static void conn_tx_flush(struct nbd_conn *conn);
 /* ---- Small helpers ------------------------------------------------------------ */
 
 uint32_t
-nbd_errno_to_nbd(int status)
+nbd_errno_to_nbd(int status, bool fast_zero)
 {
 	switch (-status) {
 	case 0:
@@ -93,7 +93,13 @@ nbd_errno_to_nbd(int status)
 	case EOVERFLOW:
 		return SL_NBD_EOVERFLOW;
 	case ENOTSUP:
-		return SL_NBD_ENOTSUP;
+		/* proto.md, "Error values": NBD_ENOTSUP only answers a WRITE_ZEROES
+		 * with NBD_CMD_FLAG_FAST_ZERO that would not be fast; a WRITE_ZEROES
+		 * without the flag MUST NOT get it once NBD_FLAG_SEND_FAST_ZERO is
+		 * advertised (NBD_CMD_WRITE_ZEROES). The spec leaves the error for
+		 * anything else unsupported open, and has clients take an unexpected
+		 * one as NBD_EINVAL: send that. (EOPNOTSUPP == ENOTSUP on Linux.) */
+		return fast_zero ? SL_NBD_ENOTSUP : SL_NBD_EINVAL;
 	case ENODEV:
 	case ESHUTDOWN:
 	case ECANCELED:
@@ -534,6 +540,18 @@ conn_account(struct nbd_conn *conn, const struct nbd_slot *slot)
 
 static void conn_submit(struct nbd_conn *conn, struct nbd_slot *slot);
 
+/* The NBD error for a failed bdev call made for slot. Only the zeroing of a FAST_ZERO
+ * request may say "not fast": the flush that follows it for FUA comes after the export
+ * changed, and NBD_ENOTSUP promises it did not (proto.md, NBD_CMD_WRITE_ZEROES). */
+static uint32_t
+slot_errno_to_nbd(const struct nbd_slot *slot, int status)
+{
+	bool fast_zero = slot->type == SL_NBD_CMD_WRITE_ZEROES &&
+			 (slot->flags & SL_NBD_CMD_FLAG_FAST_ZERO) && !slot->flushing;
+
+	return nbd_errno_to_nbd(status, fast_zero);
+}
+
 static void
 conn_io_done(void *cb_arg, int status)
 {
@@ -550,7 +568,7 @@ conn_io_done(void *cb_arg, int status)
 	}
 	conn_account(conn, slot);
 	if (status != 0) {
-		conn_reply_error(conn, slot, nbd_errno_to_nbd(status), strerror(-status));
+		conn_reply_error(conn, slot, slot_errno_to_nbd(slot, status), strerror(-status));
 	} else {
 		conn_reply_ok(conn, slot);
 	}
@@ -624,7 +642,7 @@ conn_submit(struct nbd_conn *conn, struct nbd_slot *slot)
 		}
 		rc = -ENOMEM;
 	}
-	conn_reply_error(conn, slot, nbd_errno_to_nbd(rc), strerror(-rc));
+	conn_reply_error(conn, slot, slot_errno_to_nbd(slot, rc), strerror(-rc));
 }
 
 static void
@@ -644,7 +662,7 @@ conn_block_status(struct nbd_conn *conn, struct nbd_slot *slot)
 	n = sl_bdev_get_allocation(conn->desc, slot->offset, slot->length, extents, max);
 	if (n <= 0) {
 		n = n < 0 ? n : -EIO;
-		conn_reply_error(conn, slot, nbd_errno_to_nbd(n), strerror(-n));
+		conn_reply_error(conn, slot, nbd_errno_to_nbd(n, false), strerror(-n));
 		return;
 	}
 	/* The descriptors go after the extents in the same buffer, sent from there. */

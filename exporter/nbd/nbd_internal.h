@@ -177,8 +177,21 @@ void nbd_conn_free(struct nbd_conn *conn);
 /* Start the transmission phase on the calling thread. \return 0 or -errno. */
 int nbd_conn_start(struct nbd_conn *conn, sl_nbd_conn_done_cb done_cb, void *cb_arg);
 void nbd_conn_get_info(const struct nbd_conn *conn, struct sl_nbd_conn_info *info);
-/* Map a bdev status (0/-errno) to the spec's error set. */
-uint32_t nbd_errno_to_nbd(int status);
+/* Map a bdev status (0/-errno) to the spec's error set. fast_zero: the status answers
+ * a WRITE_ZEROES with NBD_CMD_FLAG_FAST_ZERO, the one request that may get
+ * NBD_ENOTSUP; any other "not supported" becomes NBD_EINVAL. */
+uint32_t nbd_errno_to_nbd(int status, bool fast_zero);
+
+/* nbd_uri.c */
+/* Percent-encode s for an NBD URI (RFC 3986 2.1): all but the unreserved characters
+ * and those in keep (may be NULL). Writes at most outlen bytes with the NUL, cut
+ * before an escape that does not fit. \return the encoded length without the NUL,
+ * whatever outlen (as snprintf). */
+size_t nbd_uri_encode(char *out, size_t outlen, const char *s, const char *keep);
+/* The URI of export name at host:port, or at the Unix socket path, in a new string
+ * (free()), or NULL without memory. */
+char *nbd_uri_tcp(const char *host, int port, const char *name);
+char *nbd_uri_unix(const char *path, const char *name);
 
 /* nbd_server.c */
 /* Feed the handshake with what is in conn->rx; \return 0 to go on, 1 when the

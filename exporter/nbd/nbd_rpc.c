@@ -28,28 +28,17 @@
 #include "sluice/subsystem.h"
 #include "sluice/util.h"
 
-/* ---- URIs (the NBD URI spec) -------------------------------------------------- */
+#include "nbd_internal.h"
 
-/* Percent-encode an export name for the path of a URI. */
+/* ---- URIs (nbd_uri.c) --------------------------------------------------------- */
+
 static void
-nbd_uri_escape(char *out, size_t outlen, const char *s)
+nbd_uris_append(json_t *uris, char *uri)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-
-	for (; *s != '\0' && o + 4 < outlen; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    strchr("-._~", c) != NULL) {
-			out[o++] = (char)c;
-		} else {
-			out[o++] = '%';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		}
+	if (uri != NULL) {
+		json_array_append_new(uris, json_string(uri));
+		free(uri);
 	}
-	out[o] = '\0';
 }
 
 static json_t *
@@ -57,25 +46,20 @@ nbd_export_uris(const struct sl_nbd_export *exp)
 {
 	const char *host = sl_nbd_server_get_tcp_host();
 	const char *path = sl_nbd_server_get_unix_path();
+	const char *name = sl_nbd_export_get_name(exp);
 	json_t *uris = json_array();
-	char name[3 * 256 + 1], uri[1024];
 
 	if (uris == NULL) {
 		return NULL;
 	}
-	nbd_uri_escape(name, sizeof(name), sl_nbd_export_get_name(exp));
 	if (host != NULL) {
 		if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0) {
 			host = "localhost";
 		}
-		snprintf(uri, sizeof(uri),
-			 strchr(host, ':') != NULL ? "nbd://[%s]:%d/%s" : "nbd://%s:%d/%s", host,
-			 sl_nbd_server_get_tcp_port(), name);
-		json_array_append_new(uris, json_string(uri));
+		nbd_uris_append(uris, nbd_uri_tcp(host, sl_nbd_server_get_tcp_port(), name));
 	}
 	if (path != NULL) {
-		snprintf(uri, sizeof(uri), "nbd+unix:///%s?socket=%s", name, path);
-		json_array_append_new(uris, json_string(uri));
+		nbd_uris_append(uris, nbd_uri_unix(path, name));
 	}
 	return uris;
 }

@@ -6,7 +6,8 @@
   fuse_ops.py random <file> <reference> [ops]   random pwrite/punch/zero-range on both
   fuse_ops.py seek <file> <block_size>          SEEK_DATA/SEEK_HOLE around punched holes
   fuse_ops.py rmw <file> <block_size> [procs]   concurrent unaligned writes sharing blocks
-  fuse_ops.py edges <file>                      short reads/writes at the end, ENOSPC, EPERM
+  fuse_ops.py edges <file>                      short reads/writes at the end, ENOSPC, EPERM,
+                                                fallocate mode 0 in and past the file
 
 Exit status 0 when the check holds; the reason is printed otherwise.
 """
@@ -19,6 +20,7 @@ import sys
 
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
+FALLOC_FL_COLLAPSE_RANGE = 0x08
 FALLOC_FL_ZERO_RANGE = 0x10
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -146,11 +148,30 @@ def cmd_edges(path):
     if os.pwrite(fd, b"z" * 4096, size - 100) != 100:
         print("write across the end is not short")
         return 1
+    # Plain allocation inside the file: the blocks exist, it succeeds and changes no
+    # data. Past the end the file would have to grow: ENOSPC, as a write there.
+    os.pwrite(fd, b"\xa7" * 8192, 4096)
+    before = os.pread(fd, 16384, 0)
+    try:
+        fallocate(fd, 0, 100, 10000)
+        os.posix_fallocate(fd, 0, size)
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, size - 4096, 8192)
+    except OSError as e:
+        print(f"fallocate mode 0 inside the file: {e}")
+        return 1
+    if os.pread(fd, 16384, 0) != before:
+        print("fallocate mode 0 changed the data")
+        return 1
     for what, fn, want in [
         ("write past the end", lambda: os.pwrite(fd, b"z", size), errno.ENOSPC),
         ("truncate", lambda: os.ftruncate(fd, size // 2), errno.EPERM),
         ("growth", lambda: os.ftruncate(fd, size * 2), errno.EPERM),
-        ("fallocate mode 0", lambda: fallocate(fd, 0, 0, 4096), errno.EOPNOTSUPP),
+        ("fallocate mode 0 across the end", lambda: fallocate(fd, 0, size - 4096, 8192),
+         errno.ENOSPC),
+        ("posix_fallocate past the end", lambda: os.posix_fallocate(fd, size, 4096),
+         errno.ENOSPC),
+        ("fallocate COLLAPSE_RANGE", lambda: fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, 4096),
+         errno.EOPNOTSUPP),
     ]:
         try:
             fn()

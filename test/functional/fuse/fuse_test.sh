@@ -132,7 +132,14 @@ t_dd_unaligned() {
 t_random_ops() { python3 "$here/fuse_ops.py" random "$disk" "$ref" 400; }
 t_seek() { python3 "$here/fuse_ops.py" seek "$disk" 4096; }
 t_rmw() { python3 "$here/fuse_ops.py" rmw "$disk" 4096 4; }
-t_edges() { python3 "$here/fuse_ops.py" edges "$disk"; }
+t_edges() {
+	local size
+	size=$(stat -c %s "$disk") &&
+		python3 "$here/fuse_ops.py" edges "$disk" &&
+		fallocate -l "$size" "$disk" &&
+		! fallocate -l "$((size + 4096))" "$disk" 2>/dev/null &&
+		[ "$(stat -c %s "$disk")" -eq "$size" ]
+}
 
 t_punch_zero() {
 	dd if=/dev/urandom of="$disk" bs=1M count=4 conv=notrunc status=none &&
@@ -253,7 +260,7 @@ if start_daemon; then
 	run "punch hole reads zeroes" t_punch_zero
 	run "SEEK_DATA/SEEK_HOLE" t_seek
 	run "concurrent read-modify-writes" t_rmw
-	run "end of file: short I/O, ENOSPC, EPERM" t_edges
+	run "end of file: short I/O, ENOSPC, EPERM, fallocate" t_edges
 	run "losetup + mkfs.ext4 + copy + fsck" t_ext4
 	run "directory mount and exports" t_dir_mount
 	run "uid/gid/mode, allow_other, read-only" t_owner_allow_other

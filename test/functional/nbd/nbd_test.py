@@ -11,7 +11,8 @@ with verify=crc32c over four connections, libnbd (what nbdsh runs) for each comm
 including block status and every error case, raw-socket handshakes (malformed,
 STARTTLS, oversized option, unknown export), a client that half-closes, the RPCs
 (get_exports with connections, remove_export under a client, save_config,
-stop/start, the handshake limit) and SIGTERM with clients.
+stop/start, the handshake limit), the printed URIs of a socket path and an export
+name that need percent-encoding, and SIGTERM with clients.
 
 Usage: nbd_test.py [BUILD_DIR]   (or SLUICE_BUILD_DIR)
 Prints "N passed, N failed" last; exit 0 if nothing failed, 77 if a tool is missing.
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.parse
 
 try:
     import nbd
@@ -730,6 +732,38 @@ def test_rpc(env):
           start[0].get("handshake_limit") == 1, start)
 
 
+def test_uri_encoding(env):
+    """A socket path and an export name with characters a URI cannot hold as they are:
+    the URIs nbd_server_get_exports prints are percent-encoded, and clients take them."""
+    rpc = env.rpc
+    odd = os.path.join(env.tmp, "sock dir &?#%=+\u00e9")
+    os.mkdir(odd)
+    path = os.path.join(odd, "nbd.sock")
+    name = "my disk&?#%\u00e9"
+    rpc.call("nbd_server_stop")
+    env.port = free_port()
+    rpc.call("nbd_server_start", {"host": "127.0.0.1", "port": env.port, "unix_path": path})
+    rpc.call("nbd_server_add_export", {"name": name, "bdev_name": "Malloc1"})
+    exports = rpc.call("nbd_server_get_exports", {"name": name})
+    uris = exports[0]["uris"] if exports else []
+    unix = [u for u in uris if u.startswith("nbd+unix:")]
+    tcp = [u for u in uris if u.startswith("nbd:")]
+    # Python's quote() escapes all but RFC 3986's unreserved set and 'safe'.
+    want = ("nbd+unix:///my%20disk%26%3F%23%25%C3%A9?socket=" +
+            urllib.parse.quote(path, safe="/"))
+    check("URI of a Unix path with a space, &?#%=+ and non-ASCII is percent-encoded",
+          unix == [want], f"{unix} != {want}")
+    for uri in unix + tcp:
+        r = run(["nbdinfo", "--size", uri])
+        check(f"nbdinfo accepts {uri}", r.returncode == 0 and
+              r.stdout.strip() == str(DISK4K_SIZE), r.stdout + r.stderr)
+    rpc.call("nbd_server_remove_export", {"name": name})
+    rpc.call("nbd_server_stop")
+    env.port = free_port()
+    rpc.call("nbd_server_start", {"host": "127.0.0.1", "port": env.port,
+                                  "unix_path": env.sock})
+
+
 def test_sigterm(env):
     hs = [connect(env.unix_uri()) for _ in range(3)]
     hs[0].pwrite(bytes(4096), 0)
@@ -748,7 +782,7 @@ def main():
         print(open(os.path.join(env.tmp, "sluiced.log")).read())
         return 1
     tests = [test_nbdinfo, test_nbdcopy, test_qemu, test_fio, test_commands, test_errors,
-             test_multi_conn, test_handshake, test_rpc, test_sigterm]
+             test_multi_conn, test_handshake, test_rpc, test_uri_encoding, test_sigterm]
     for t in tests:
         try:
             t(env)

@@ -52,10 +52,12 @@ struct pending {
 };
 static struct pending g_pending[MAX_PENDING];
 static int g_npending;
+static int g_nsubmits; /* bdev I/Os queued, ever */
 
 static int
 bdev_queue(uint64_t off, uint64_t len, sl_bdev_io_done_cb cb, void *arg)
 {
+	g_nsubmits++;
 	if (off % g_bs != 0 || len % g_bs != 0 || off + len > DISK_SIZE) {
 		g_misaligned++;
 	}
@@ -608,7 +610,7 @@ test_edges(void)
 	CU_ASSERT(g_replies == 1 && g_reply_count == 0);
 	do_fallocate(FALLOC_FL_ZERO_RANGE, DISK_SIZE - 4096, 8192);
 	CU_ASSERT(g_reply_err == ENOSPC);
-	do_fallocate(0, 0, 4096);
+	do_fallocate(FALLOC_FL_COLLAPSE_RANGE, 0, 4096);
 	CU_ASSERT(g_reply_err == EOPNOTSUPP);
 	g_exp_obj.read_only = true;
 	do_write(0, 0, data, sizeof(data));
@@ -618,6 +620,41 @@ test_edges(void)
 	do_read(0, 4096);
 	CU_ASSERT(g_reply_err == ENODEV);
 	CU_ASSERT(g_chans[0].inflight == 0);
+}
+
+/* fallocate mode 0 (posix_fallocate): inside the file the blocks exist, so it succeeds
+ * without touching the bdev or the data; growing the file fails with ENOSPC as a write
+ * past the end does; KEEP_SIZE cuts at the end. */
+static void
+test_fallocate_alloc(void)
+{
+	int before;
+
+	fixture_init(4096, true, true);
+	memset(g_disk + 4096, 0x5c, 8192);
+	memcpy(g_ref, g_disk, DISK_SIZE);
+	before = g_nsubmits;
+	do_fallocate(0, 100, 10000);
+	CU_ASSERT(g_replies == 1 && g_reply_err == 0);
+	do_fallocate(0, 0, DISK_SIZE);
+	CU_ASSERT(g_replies == 1 && g_reply_err == 0);
+	do_fallocate(FALLOC_FL_KEEP_SIZE, DISK_SIZE - 4096, 8192);
+	CU_ASSERT(g_replies == 1 && g_reply_err == 0);
+	do_fallocate(FALLOC_FL_KEEP_SIZE, DISK_SIZE + 4096, 4096);
+	CU_ASSERT(g_replies == 1 && g_reply_err == 0);
+	CU_ASSERT(g_nsubmits == before && memcmp(g_disk, g_ref, DISK_SIZE) == 0);
+	do_fallocate(0, DISK_SIZE - 4096, 8192);
+	CU_ASSERT(g_replies == 1 && g_reply_err == ENOSPC);
+	do_fallocate(0, DISK_SIZE, 4096);
+	CU_ASSERT(g_replies == 1 && g_reply_err == ENOSPC);
+	do_fallocate(0, 0, 0);
+	CU_ASSERT(g_replies == 1 && g_reply_err == EINVAL);
+	g_exp_obj.read_only = true;
+	do_fallocate(0, 0, 4096);
+	CU_ASSERT(g_replies == 1 && g_reply_err == EROFS);
+	g_exp_obj.read_only = false;
+	CU_ASSERT(g_nsubmits == before && memcmp(g_disk, g_ref, DISK_SIZE) == 0);
+	CU_ASSERT(g_chans[0].inflight == 0 && g_exp_chans[0].inflight == 0);
 }
 
 static void
@@ -739,6 +776,7 @@ main(void)
 	CU_ADD_TEST(suite, test_rmw_512_no_unmap);
 	CU_ADD_TEST(suite, test_punch_dirty_unmap);
 	CU_ADD_TEST(suite, test_edges);
+	CU_ADD_TEST(suite, test_fallocate_alloc);
 	CU_ADD_TEST(suite, test_range_overlap_waits);
 	CU_ADD_TEST(suite, test_range_drains_fast);
 	CU_ADD_TEST(suite, test_enomem_retry);

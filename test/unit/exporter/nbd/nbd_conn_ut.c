@@ -157,17 +157,21 @@ recv_simple(uint64_t cookie)
 static void
 test_errno_map(void)
 {
-	CU_ASSERT(nbd_errno_to_nbd(0) == SL_NBD_OK);
-	CU_ASSERT(nbd_errno_to_nbd(-EBADF) == SL_NBD_EPERM);
-	CU_ASSERT(nbd_errno_to_nbd(-EROFS) == SL_NBD_EPERM);
-	CU_ASSERT(nbd_errno_to_nbd(-ENOMEM) == SL_NBD_ENOMEM);
-	CU_ASSERT(nbd_errno_to_nbd(-EINVAL) == SL_NBD_EINVAL);
-	CU_ASSERT(nbd_errno_to_nbd(-EDQUOT) == SL_NBD_ENOSPC);
-	CU_ASSERT(nbd_errno_to_nbd(-EOVERFLOW) == SL_NBD_EOVERFLOW);
-	CU_ASSERT(nbd_errno_to_nbd(-ENOTSUP) == SL_NBD_ENOTSUP);
-	CU_ASSERT(nbd_errno_to_nbd(-ENODEV) == SL_NBD_ESHUTDOWN);
-	CU_ASSERT(nbd_errno_to_nbd(-ECANCELED) == SL_NBD_ESHUTDOWN);
-	CU_ASSERT(nbd_errno_to_nbd(-ETIMEDOUT) == SL_NBD_EIO);
+	CU_ASSERT(nbd_errno_to_nbd(0, false) == SL_NBD_OK);
+	CU_ASSERT(nbd_errno_to_nbd(-EBADF, false) == SL_NBD_EPERM);
+	CU_ASSERT(nbd_errno_to_nbd(-EROFS, false) == SL_NBD_EPERM);
+	CU_ASSERT(nbd_errno_to_nbd(-ENOMEM, false) == SL_NBD_ENOMEM);
+	CU_ASSERT(nbd_errno_to_nbd(-EINVAL, false) == SL_NBD_EINVAL);
+	CU_ASSERT(nbd_errno_to_nbd(-EDQUOT, false) == SL_NBD_ENOSPC);
+	CU_ASSERT(nbd_errno_to_nbd(-EOVERFLOW, false) == SL_NBD_EOVERFLOW);
+	/* NBD_ENOTSUP is for a FAST_ZERO request only (proto.md, "Error values"). */
+	CU_ASSERT(nbd_errno_to_nbd(-ENOTSUP, true) == SL_NBD_ENOTSUP);
+	CU_ASSERT(nbd_errno_to_nbd(-ENOTSUP, false) == SL_NBD_EINVAL);
+	CU_ASSERT(nbd_errno_to_nbd(-EOPNOTSUPP, false) == SL_NBD_EINVAL);
+	CU_ASSERT(nbd_errno_to_nbd(-EIO, true) == SL_NBD_EIO);
+	CU_ASSERT(nbd_errno_to_nbd(-ENODEV, false) == SL_NBD_ESHUTDOWN);
+	CU_ASSERT(nbd_errno_to_nbd(-ECANCELED, false) == SL_NBD_ESHUTDOWN);
+	CU_ASSERT(nbd_errno_to_nbd(-ETIMEDOUT, false) == SL_NBD_EIO);
 }
 
 static void
@@ -303,6 +307,49 @@ test_errors(void)
 	CU_ASSERT(recv_simple(11) == 0);
 	send_req(SL_NBD_CMD_READ, 0, 12, 0, 512);
 	CU_ASSERT(recv_simple(12) == 0 && client_recv(buf, 512) == 512);
+	client_close();
+}
+
+/* A bdev that cannot do an operation (-ENOTSUP, as the block layer answers an unmap on
+ * a bdev without one, or emulated zeroes on blocks larger than its zero buffer): the
+ * client gets NBD_EINVAL, except for the zeroing of a FAST_ZERO request, where
+ * NBD_ENOTSUP means "not fast" (proto.md, "Error values", NBD_CMD_WRITE_ZEROES). */
+static void
+test_not_supported(void)
+{
+	serve(false, false);
+	g_mock_fail_next = -ENOTSUP;
+	send_req(SL_NBD_CMD_TRIM, 0, 1, 0, 4096);
+	CU_ASSERT(recv_simple(1) == SL_NBD_EINVAL);
+	g_mock_fail_next = -ENOTSUP;
+	send_req(SL_NBD_CMD_WRITE_ZEROES, 0, 2, 0, 4096);
+	CU_ASSERT(recv_simple(2) == SL_NBD_EINVAL);
+	g_mock_fail_next = -ENOTSUP;
+	send_req(SL_NBD_CMD_WRITE_ZEROES, SL_NBD_CMD_FLAG_NO_HOLE, 3, 0, 4096);
+	CU_ASSERT(recv_simple(3) == SL_NBD_EINVAL);
+	g_mock_fail_next = -ENOTSUP;
+	send_req(SL_NBD_CMD_FLUSH, 0, 4, 0, 0);
+	CU_ASSERT(recv_simple(4) == SL_NBD_EINVAL);
+	g_mock_fail_next = -ENOTSUP;
+	send_req(SL_NBD_CMD_READ, 0, 5, 0, 512);
+	CU_ASSERT(recv_simple(5) == SL_NBD_EINVAL);
+	/* FAST_ZERO on a bdev without native zeroes: the mock refuses it, NBD_ENOTSUP. */
+	send_req(SL_NBD_CMD_WRITE_ZEROES, SL_NBD_CMD_FLAG_FAST_ZERO, 6, 0, 4096);
+	CU_ASSERT(recv_simple(6) == SL_NBD_ENOTSUP);
+	/* FAST_ZERO|FUA whose zeroing worked but whose flush is not supported: the
+	 * export changed, so not NBD_ENOTSUP. */
+	g_mock_bdev.write_zeroes_native = true;
+	g_mock_fail_flush = -ENOTSUP;
+	memset(g_mock_bdev.data, 0x5a, 4096);
+	send_req(SL_NBD_CMD_WRITE_ZEROES, SL_NBD_CMD_FLAG_FAST_ZERO | SL_NBD_CMD_FLAG_FUA, 7, 0,
+		 4096);
+	CU_ASSERT(recv_simple(7) == SL_NBD_EINVAL);
+	CU_ASSERT(g_mock_bdev.data[0] == 0 && g_mock_fail_flush == 0);
+	/* And with the flush working, the native fast zero succeeds. */
+	send_req(SL_NBD_CMD_WRITE_ZEROES, SL_NBD_CMD_FLAG_FAST_ZERO | SL_NBD_CMD_FLAG_FUA, 8, 0,
+		 4096);
+	CU_ASSERT(recv_simple(8) == 0);
+	g_mock_bdev.write_zeroes_native = false;
 	client_close();
 }
 
@@ -640,6 +687,8 @@ main(void)
 	CU_add_test(s, "more requests than slots", test_more_than_slots);
 	CU_add_test(s, "payload in pieces, refused writes drained", test_payload_pieces);
 	CU_add_test(s, "errors", test_errors);
+	CU_add_test(s, "unsupported operations: EINVAL, ENOTSUP for FAST_ZERO only",
+		    test_not_supported);
 	CU_add_test(s, "read-only: writes refused, payload drained", test_read_only);
 	CU_add_test(s, "FUA on trim and write zeroes", test_fua);
 	CU_add_test(s, "bdev -ENOMEM and io_wait", test_nomem);

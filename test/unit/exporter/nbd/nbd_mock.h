@@ -53,6 +53,7 @@ static struct sl_bdev g_mock_bdev = {
 	.write_zeroes_native = false,
 };
 static int g_mock_fail_next;        /* -errno for the next I/O */
+static int g_mock_fail_flush;       /* -errno for the next flush */
 static int g_mock_nomem;            /* submits to refuse with -ENOMEM */
 static bool g_mock_hold;            /* keep completions until mock_release() */
 static struct mock_io *g_mock_held; /* LIFO is fine: order is not promised */
@@ -230,8 +231,11 @@ int
 sl_bdev_flush(struct sl_bdev_desc *desc, struct sl_io_channel *ch, uint64_t offset, uint64_t nbytes,
 	      sl_bdev_io_done_cb cb, void *cb_arg)
 {
+	int status = g_mock_fail_flush;
+
+	g_mock_fail_flush = 0;
 	g_mock_flushes++;
-	return mock_complete(cb, cb_arg, 0);
+	return mock_complete(cb, cb_arg, status);
 }
 
 int
