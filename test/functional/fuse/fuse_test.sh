@@ -247,8 +247,12 @@ t_kill_restart() {
 	err=$(stat "$disk" 2>&1)
 	echo "after kill -9: $err"
 	echo "$err" | grep -q "Transport endpoint is not connected" || return 1
-	start_daemon && ! mounted "$disk" && stat "$disk" >/dev/null &&
-		grep -q "left by a daemon that died" "$work/sluiced.log"
+	# The stale mount must be gone once a daemon starts. Any sluiced starting cleans
+	# every dead fuse.sluice mount: when another test's daemon starts at the same
+	# time (ctest -j), it may be the one that says so in its log.
+	start_daemon && ! mounted "$disk" && stat "$disk" >/dev/null || return 1
+	grep -q "left by a daemon that died" "$work/sluiced.log" ||
+		echo "(the stale mount was cleaned by another sluiced)"
 }
 
 if start_daemon; then
