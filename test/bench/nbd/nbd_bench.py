@@ -103,6 +103,9 @@ def trivial_server(args, tmp):
                            log=os.path.join(tmp, "trivial.log")), uri
 
 
+trivial_server.single_connection = True
+
+
 def workloads(args):
     """(name, kind, fio args) for each run."""
     # No ramp_time: the server's CPU is read over the whole fio run, so every I/O of
@@ -139,6 +142,9 @@ def run_server(report, make, args, tmp, wl):
         # Fill the device so that reads hit allocated memory on every server.
         benchlib.fio(common + ["--rw=write", "--bs=1M", "--iodepth=4"], cpus=args.fio_cpu)
         for wname, kind, fargs in wl:
+            if getattr(make, "single_connection", False) and "--numjobs=1" not in fargs:
+                print(f"{name:>20}  {wname:<32} skipped: serves one connection at a time")
+                continue
             try:
                 m = benchlib.measure(server, common + fargs, fio_cpus=args.fio_cpu)
             except RuntimeError as e:
