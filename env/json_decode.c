@@ -78,10 +78,9 @@ sl_json_decode_bool(const json_t *val, void *out, char *err, size_t errlen)
 	return 0;
 }
 
-/* Range-check an integer value; what names the type in the message. */
-static int
-decode_int_range(const json_t *val, json_int_t min, json_int_t max, const char *what, json_int_t *v,
-		 char *err, size_t errlen)
+int
+sl_json_decode_int_range(const json_t *val, json_int_t min, json_int_t max, const char *what,
+			 json_int_t *v, char *err, size_t errlen)
 {
 	if (!json_is_integer(val)) {
 		return decode_fail(val, what, err, errlen);
@@ -99,8 +98,8 @@ sl_json_decode_int32(const json_t *val, void *out, char *err, size_t errlen)
 	json_int_t v;
 	int rc;
 
-	rc = decode_int_range(val, INT32_MIN, INT32_MAX, "an integer in [-2147483648, 2147483647]",
-			      &v, err, errlen);
+	rc = sl_json_decode_int_range(val, INT32_MIN, INT32_MAX,
+				      "an integer in [-2147483648, 2147483647]", &v, err, errlen);
 	if (rc == 0) {
 		*(int32_t *)out = (int32_t)v;
 	}
@@ -113,7 +112,8 @@ sl_json_decode_uint16(const json_t *val, void *out, char *err, size_t errlen)
 	json_int_t v;
 	int rc;
 
-	rc = decode_int_range(val, 0, UINT16_MAX, "an integer in [0, 65535]", &v, err, errlen);
+	rc = sl_json_decode_int_range(val, 0, UINT16_MAX, "an integer in [0, 65535]", &v, err,
+				      errlen);
 	if (rc == 0) {
 		*(uint16_t *)out = (uint16_t)v;
 	}
@@ -126,7 +126,8 @@ sl_json_decode_uint32(const json_t *val, void *out, char *err, size_t errlen)
 	json_int_t v;
 	int rc;
 
-	rc = decode_int_range(val, 0, UINT32_MAX, "an integer in [0, 4294967295]", &v, err, errlen);
+	rc = sl_json_decode_int_range(val, 0, UINT32_MAX, "an integer in [0, 4294967295]", &v, err,
+				      errlen);
 	if (rc == 0) {
 		*(uint32_t *)out = (uint32_t)v;
 	}
@@ -140,7 +141,7 @@ sl_json_decode_uint64(const json_t *val, void *out, char *err, size_t errlen)
 	int rc;
 
 	/* jansson stores integers as long long: values above INT64_MAX fail to parse. */
-	rc = decode_int_range(val, 0, INT64_MAX, "a non-negative integer", &v, err, errlen);
+	rc = sl_json_decode_int_range(val, 0, INT64_MAX, "a non-negative integer", &v, err, errlen);
 	if (rc == 0) {
 		*(uint64_t *)out = (uint64_t)v;
 	}

@@ -73,24 +73,22 @@ struct rpc_nbd_server_start {
 	uint32_t handshake_limit;
 };
 
-/* Seconds, in [0, SL_NBD_MAX_HANDSHAKE_LIMIT]: the generic integer decoders would name
- * their own type's range for a value out of ours. */
+/* Seconds, in [0, SL_NBD_MAX_HANDSHAKE_LIMIT]: the message names this range, not the
+ * C type's. */
 static int
 rpc_decode_handshake_limit(const json_t *val, void *out, char *err, size_t errlen)
 {
-	json_int_t v = json_is_integer(val) ? json_integer_value(val) : -1;
-	char *text;
+	char what[64];
+	json_int_t v;
+	int rc;
 
-	if (v < 0 || v > SL_NBD_MAX_HANDSHAKE_LIMIT) {
-		text = json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT);
-		snprintf(err, errlen,
-			 "must be an integer in [0, %d] (seconds, 0 for no limit), got %s",
-			 SL_NBD_MAX_HANDSHAKE_LIMIT, text != NULL ? text : "?");
-		free(text);
-		return -EINVAL;
+	snprintf(what, sizeof(what), "an integer in [0, %d] (seconds, 0 for no limit)",
+		 SL_NBD_MAX_HANDSHAKE_LIMIT);
+	rc = sl_json_decode_int_range(val, 0, SL_NBD_MAX_HANDSHAKE_LIMIT, what, &v, err, errlen);
+	if (rc == 0) {
+		*(uint32_t *)out = (uint32_t)v;
 	}
-	*(uint32_t *)out = (uint32_t)v;
-	return 0;
+	return rc;
 }
 
 static const struct sl_json_object_decoder g_rpc_nbd_server_start_decoders[] = {

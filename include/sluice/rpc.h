@@ -181,6 +181,13 @@ int sl_json_decode_uint16(const json_t *val, void *out, char *err, size_t errlen
 int sl_json_decode_uint32(const json_t *val, void *out, char *err, size_t errlen);
 int sl_json_decode_uint64(const json_t *val, void *out, char *err, size_t errlen);
 /**
+ * Decode an integer in [min, max] into *v, for a field with bounds of its own. On
+ * failure err says "must be <what>, got <value>": what names the range for the user
+ * (say "an integer in [0, 3600] (seconds)"). \return 0 or -EINVAL.
+ */
+int sl_json_decode_int_range(const json_t *val, json_int_t min, json_int_t max, const char *what,
+			     json_int_t *v, char *err, size_t errlen);
+/**
  * Decode a JSON array into a C array of max_size elements of stride bytes, each by
  * decode, and set *out_size to the number of elements. On failure out and *out_size
  * are left as they were: strings decoded by sl_json_decode_string are freed (no
