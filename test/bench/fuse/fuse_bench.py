@@ -156,7 +156,8 @@ def run_server(report, started, make, args, tmp, wl):
             report.add(wname, name, m)
             print(f"{name:>8}  {wname:<26} {m['iops']:>10,.0f} IOPS  "
                   f"server CPU {m['server_cpu_pct']:5.1f} %  "
-                  f"{m['server_cpu_us_per_io']:6.2f} µs/IO", flush=True)
+                  f"{m['server_cpu_us_per_io']:6.2f} µs/IO "
+                  f"({m['server_sys_us_per_io']:.2f} in the kernel)", flush=True)
     except RuntimeError as e:
         print(f"{name}: fill: {e}")
     finally:

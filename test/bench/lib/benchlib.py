@@ -26,17 +26,23 @@ import time
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def proc_cpu_seconds(pid):
-    """utime+stime of a process (all its threads), in seconds."""
+def proc_cpu_times(pid):
+    """(utime, stime) of a process (all its threads), in seconds."""
     with open(f"/proc/{pid}/stat") as f:
         # The command may contain spaces: fields start after the last ')'.
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
-def proc_tree_cpu_seconds(pid):
-    """utime+stime of a process and all its live descendants, in seconds: for a server
-    whose work is split over child processes (nbdfuse runs nbdkit as its child)."""
+def proc_cpu_seconds(pid):
+    """utime+stime of a process (all its threads), in seconds."""
+    return sum(proc_cpu_times(pid))
+
+
+def proc_tree_cpu_times(pid):
+    """(utime, stime) of a process and all its live descendants, in seconds: for a
+    server whose work is split over child processes (nbdfuse runs nbdkit as its
+    child)."""
     children = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -47,15 +53,17 @@ def proc_tree_cpu_seconds(pid):
         except (OSError, IndexError, ValueError):
             continue  # gone since listdir, or not readable
         children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0.0, [pid]
+    user, system, todo = 0.0, 0.0, [pid]
     while todo:
         p = todo.pop()
         try:
-            total += proc_cpu_seconds(p)
+            u, k = proc_cpu_times(p)
         except OSError:
             continue
+        user += u
+        system += k
         todo += children.get(p, [])
-    return total
+    return user, system
 
 
 def machine_info():
@@ -123,10 +131,14 @@ class Server:
     def pid(self):
         return self.proc.pid
 
-    def cpu_seconds(self):
+    def cpu_times(self):
+        """(user, kernel) CPU seconds so far."""
         if self.with_children:
-            return proc_tree_cpu_seconds(self.proc.pid)
-        return proc_cpu_seconds(self.proc.pid)
+            return proc_tree_cpu_times(self.proc.pid)
+        return proc_cpu_times(self.proc.pid)
+
+    def cpu_seconds(self):
+        return sum(self.cpu_times())
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -172,11 +184,14 @@ def measure(server, fio_args, fio_cpus=None):
     """One fio run against a running server, with the server's CPU over the run.
     The CPU window is the whole fio process: do not use --ramp_time, whose I/Os
     fio leaves out of total_ios."""
-    t0, c0 = time.time(), server.cpu_seconds()
+    t0, (u0, k0) = time.time(), server.cpu_times()
     s, _ = fio(fio_args, cpus=fio_cpus)
-    t1, c1 = time.time(), server.cpu_seconds()
-    cpu = c1 - c0
+    t1, (u1, k1) = time.time(), server.cpu_times()
+    cpu = (u1 - u0) + (k1 - k0)
     s["server_cpu_s"] = cpu
+    # The kernel's share: what the server's system calls cost (socket buffers,
+    # copies, wake-ups), which no user-space change removes.
+    s["server_sys_us_per_io"] = 1e6 * (k1 - k0) / s["ios"] if s["ios"] else 0.0
     s["wall_s"] = t1 - t0
     s["server_cpu_pct"] = 100.0 * cpu / (t1 - t0) if t1 > t0 else 0.0
     s["server_cpu_us_per_io"] = 1e6 * cpu / s["ios"] if s["ios"] else 0.0
@@ -260,7 +275,8 @@ class Report:
         cost = self.workloads("cost")
         if cost:
             lines.append("| Fixed-rate workload | " +
-                         " | ".join(f"{s} IOPS / CPU % / µs per I/O" for s in servers) +
+                         " | ".join(f"{s} IOPS / CPU % / µs per I/O (in the kernel)"
+                                    for s in servers) +
                          f" | {self.ours} CPU / best peer |")
             lines.append("| --- | " + " | ".join("---:" for _ in servers) + " | ---: |")
             for w in cost:
@@ -268,7 +284,8 @@ class Report:
                 for s in servers:
                     r = self.get(w, s)
                     cells.append(f"{r['iops']:,.0f} / {r['server_cpu_pct']:.0f} % / "
-                                 f"{r['server_cpu_us_per_io']:.2f}" if r else "n/a")
+                                 f"{r['server_cpu_us_per_io']:.2f} "
+                                 f"({r.get('server_sys_us_per_io', 0):.2f})" if r else "n/a")
                 q = self.ratio(w, "server_cpu_us_per_io", higher_is_better=False)
                 lines.append(f"| {w} | " + " | ".join(cells) +
                              f" | {'%.2f' % q if q else 'n/a'} |")

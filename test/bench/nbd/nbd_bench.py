@@ -9,12 +9,14 @@ Each server is pinned to one core (--server-cpu) and fio to another (--fio-cpu).
 Workloads: 4 KiB randread and randwrite at QD 32 on 1 and 4 connections, 128 KiB
 sequential read and write, and the cost runs: 4 KiB randread and randwrite at a fixed
 100K IOPS (fio --rate_iops), where the server's CPU per I/O is measured from
-/proc/<pid>/stat (utime+stime of all its threads) over the run.
+/proc/<pid>/stat (utime+stime of all its threads) over the run, with its kernel share
+(stime) beside it.
 
 Prints the table with IOPS and Sluice / best peer, and writes results.json,
 results.md and results.png (gnuplot) to --outdir.
 
-Usage: nbd_bench.py [--build DIR] [--runtime S] [--quick] [--servers sluice,nbdkit,qsd]
+Usage: nbd_bench.py [--build DIR] [--runtime S] [--quick]
+                    [--servers sluice,nbdkit,qsd[,trivial][,sluice-null]]
 """
 
 import argparse
@@ -39,28 +41,36 @@ def nbd_ready(uri):
     return ready
 
 
-def sluice_server(args, tmp):
-    sock = os.path.join(tmp, "sluice.sock")
+def sluice_server(args, tmp, bdev="malloc"):
+    name = "sluice" if bdev == "malloc" else f"sluice-{bdev}"
+    sock = os.path.join(tmp, f"{name}.sock")
     cfg = {"subsystems": [
         {"subsystem": "bdev", "config": [
-            {"method": "bdev_malloc_create",
+            {"method": f"bdev_{bdev}_create",
              "params": {"name": "Malloc0", "num_blocks": args.size * MIB // 512,
                         "block_size": 512}}]},
         {"subsystem": "nbd", "config": [
             {"method": "nbd_server_start", "params": {"unix_path": sock}},
             {"method": "nbd_server_add_export",
              "params": {"name": "disk", "bdev_name": "Malloc0"}}]}]}
-    path = os.path.join(tmp, "sluice.json")
+    path = os.path.join(tmp, f"{name}.json")
     with open(path, "w") as f:
         json.dump(cfg, f)
     sluiced = os.path.join(args.build, "exporter", "sluiced")
     cmd = [sluiced, "--no-huge", "-s", str(args.size + 512), "-m", f"[{args.server_cpu}]",
-           "-r", os.path.join(tmp, "rpc.sock"), "-c", path]
+           "-r", os.path.join(tmp, f"{name}-rpc.sock"), "-c", path]
     if args.busy_poll:
         cmd.append("--busy-poll")
     uri = f"nbd+unix:///disk?socket={sock}"
-    return benchlib.Server("sluice", cmd, nbd_ready(uri), cpus=args.server_cpu,
-                           log=os.path.join(tmp, "sluice.log")), uri
+    return benchlib.Server(name, cmd, nbd_ready(uri), cpus=args.server_cpu,
+                           log=os.path.join(tmp, f"{name}.log")), uri
+
+
+def sluice_null_server(args, tmp):
+    """A reference row: sluiced serving a null bdev, which stores nothing. What is left
+    of its CPU per I/O is the NBD path and the kernel's socket work: the floor under
+    the malloc row."""
+    return sluice_server(args, tmp, bdev="null")
 
 
 def nbdkit_server(args, tmp):
@@ -153,7 +163,8 @@ def run_server(report, make, args, tmp, wl):
             report.add(wname, name, m, kind)
             print(f"{name:>20}  {wname:<32} {m['iops']:>10,.0f} IOPS  "
                   f"server CPU {m['server_cpu_pct']:5.1f} %  "
-                  f"{m['server_cpu_us_per_io']:6.2f} µs/IO", flush=True)
+                  f"{m['server_cpu_us_per_io']:6.2f} µs/IO "
+                  f"({m['server_sys_us_per_io']:.2f} in the kernel)", flush=True)
     finally:
         server.stop()
 
@@ -168,8 +179,10 @@ def main():
     p.add_argument("--size", type=int, default=512, help="device size in MiB")
     p.add_argument("--rate", type=int, default=100000, help="IOPS of the cost runs")
     p.add_argument("--servers", default="sluice,nbdkit,qsd",
-                   help="any of sluice, nbdkit, qsd and trivial (the reference row: "
-                   "a blocking server that only copies, never the best peer)")
+                   help="any of sluice, nbdkit, qsd and the reference rows, never "
+                   "taken as the best peer: trivial (a blocking server that only "
+                   "copies) and sluice-null (sluiced on a null bdev, which stores "
+                   "nothing)")
     p.add_argument("--only", default=None,
                    help="run only the workloads whose name contains this text")
     p.add_argument("--server-cpu", default="0")
@@ -187,10 +200,10 @@ def main():
     outdir = args.outdir or os.path.join(args.build, "bench", "nbd",
                                          time.strftime("%Y%m%d-%H%M%S"))
     report = benchlib.Report("NBD servers, fio nbd engine over a Unix socket", outdir,
-                             references=("trivial",))
+                             references=("trivial", "sluice-null"))
     report.command = " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
     makers = {"sluice": sluice_server, "nbdkit": nbdkit_server, "qsd": qsd_server,
-              "trivial": trivial_server}
+              "trivial": trivial_server, "sluice-null": sluice_null_server}
     wl = [w for w in workloads(args) if args.only is None or args.only in w[0]]
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
         for s in args.servers.split(","):
