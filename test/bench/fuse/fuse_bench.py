@@ -180,6 +180,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="3 s per workload")
     p.add_argument("--size", type=int, default=512, help="file size in MiB")
     p.add_argument("--servers", default="sluice,qsd,nbdfuse")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every server this many times, in turn, and report medians")
     p.add_argument("--only", default=None,
                    help="run only the workloads whose name contains this text")
     p.add_argument("--server-cpu", default="0", help='core of every server, or "none"')
@@ -188,6 +190,8 @@ def main():
     p.add_argument("--outdir", "--out", default=None,
                    help="default <build>/bench/fuse/<date>")
     args = p.parse_args()
+    if args.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.quick:
         args.runtime = 3
     args.server_cpu = None if args.server_cpu == "none" else args.server_cpu
@@ -219,11 +223,14 @@ def main():
     started = []
     with tempfile.TemporaryDirectory(prefix="sluice-fuse-bench-") as tmp:
         try:
-            for s in servers:
-                if shutil.which(tools[s]) is None:
-                    print(f"{s}: {tools[s]} is missing, skipped")
-                    continue
-                run_server(report, started, makers[s], args, tmp, wl)
+            for rnd in range(args.rounds):
+                if args.rounds > 1:
+                    print(f"round {rnd + 1} of {args.rounds}", flush=True)
+                for s in servers:
+                    if shutil.which(tools[s]) is None:
+                        print(f"{s}: {tools[s]} is missing, skipped")
+                        continue
+                    run_server(report, started, makers[s], args, tmp, wl)
         finally:
             # Normally done already; this is for an interrupted run.
             for server in started:

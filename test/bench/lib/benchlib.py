@@ -9,7 +9,8 @@ another in the same run, and report.
   its descendant processes), stopped by its pid.
 - fio(): runs fio with --output-format=json and returns IOPS, bandwidth, latency.
 - Report: rows of results written as JSON, a Markdown table and a PNG chart
-  (gnuplot, clustered bars per workload), plus the machine and its load.
+  (gnuplot, clustered bars per workload), plus the machine and its load. A pair run
+  in several rounds is reported by its medians.
 
 A benchmark script builds its servers and workloads, calls measure() for each
 (server, workload) pair, and hands the rows to a Report.
@@ -20,6 +21,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import time
 
@@ -213,10 +215,20 @@ class Report:
         os.makedirs(outdir, exist_ok=True)
 
     def add(self, workload, server, metrics, kind="throughput"):
+        """One run's result. A (workload, server) pair run several times (rounds)
+        gets one row per run; get() and the tables take their medians."""
         row = {"workload": workload, "server": server, "kind": kind}
         row.update(metrics)
         self.rows.append(row)
         return row
+
+    def rounds(self):
+        """The most runs any (workload, server) pair had."""
+        counts = {}
+        for r in self.rows:
+            key = (r["workload"], r["server"])
+            counts[key] = counts.get(key, 0) + 1
+        return max(counts.values(), default=0)
 
     def workloads(self, kind=None):
         seen = []
@@ -233,17 +245,26 @@ class Report:
         return seen
 
     def get(self, workload, server):
-        for r in self.rows:
-            if r["workload"] == workload and r["server"] == server:
-                return r
-        return None
+        """The pair's result: its one row, or the median of each number over its
+        rounds (with "runs", the number of rounds)."""
+        runs = [r for r in self.rows if r["workload"] == workload and r["server"] == server]
+        if not runs:
+            return None
+        if len(runs) == 1:
+            return runs[0]
+        merged = dict(runs[0])
+        for key, value in runs[0].items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                merged[key] = statistics.median(r.get(key, 0) for r in runs)
+        merged["runs"] = len(runs)
+        return merged
 
     def ratio(self, workload, key, higher_is_better=True):
         """Ours over the best peer, for key; None if missing."""
         mine = self.get(workload, self.ours)
-        peers = [r[key] for r in self.rows if r["workload"] == workload and
-                 r["server"] != self.ours and r["server"] not in self.references and
-                 r.get(key)]
+        peers = [self.get(workload, s).get(key) for s in self.servers()
+                 if s != self.ours and s not in self.references]
+        peers = [p for p in peers if p]
         if mine is None or not peers or not mine.get(key):
             return None
         best = max(peers) if higher_is_better else min(peers)
@@ -258,6 +279,9 @@ class Report:
                  f"{self.machine['date']}.", ""]
         if self.command:
             lines += ["Command:", "", "```", self.command, "```", ""]
+        if self.rounds() > 1:
+            lines += [f"Medians of {self.rounds()} rounds (every server runs each workload "
+                      "once per round, in turn).", ""]
         tp = self.workloads("throughput")
         if tp:
             lines.append("| Workload | " + " | ".join(f"{s} IOPS" for s in servers) +
@@ -334,8 +358,10 @@ plot for [i=2:{len(servers) + 1}] '{data}' using i:xtic(1) title columnheader(i)
     def write(self):
         base = os.path.join(self.outdir, "results")
         with open(base + ".json", "w") as f:
+            medians = [self.get(w, srv) for w in self.workloads() for srv in self.servers()]
             json.dump({"title": self.title, "machine": self.machine,
-                       "command": self.command, "rows": self.rows}, f, indent=2)
+                       "command": self.command, "rows": self.rows,
+                       "medians": [m for m in medians if m is not None]}, f, indent=2)
         md = self.markdown()
         with open(base + ".md", "w") as f:
             f.write(md + "\n")

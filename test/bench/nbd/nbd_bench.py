@@ -15,7 +15,7 @@ sequential read and write, and the cost runs: 4 KiB randread and randwrite at a 
 Prints the table with IOPS and Sluice / best peer, and writes results.json,
 results.md and results.png (gnuplot) to --outdir.
 
-Usage: nbd_bench.py [--build DIR] [--runtime S] [--quick]
+Usage: nbd_bench.py [--build DIR] [--runtime S] [--quick] [--rounds N] [--only TEXT]
                     [--servers sluice,nbdkit,qsd[,trivial][,sluice-null]]
 """
 
@@ -183,6 +183,8 @@ def main():
                    "taken as the best peer: trivial (a blocking server that only "
                    "copies) and sluice-null (sluiced on a null bdev, which stores "
                    "nothing)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every server this many times, in turn, and report medians")
     p.add_argument("--only", default=None,
                    help="run only the workloads whose name contains this text")
     p.add_argument("--server-cpu", default="0")
@@ -190,6 +192,8 @@ def main():
     p.add_argument("--busy-poll", action="store_true", help="sluiced --busy-poll")
     p.add_argument("--outdir", default=None)
     args = p.parse_args()
+    if args.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.quick:
         args.runtime = 3
     args.build = os.path.abspath(args.build)
@@ -205,12 +209,17 @@ def main():
     makers = {"sluice": sluice_server, "nbdkit": nbdkit_server, "qsd": qsd_server,
               "trivial": trivial_server, "sluice-null": sluice_null_server}
     wl = [w for w in workloads(args) if args.only is None or args.only in w[0]]
+    servers = args.servers.split(",")
+    for s in servers:
+        if s not in makers:
+            print(f"nbd_bench: unknown server {s}")
+            return 2
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
-        for s in args.servers.split(","):
-            if s not in makers:
-                print(f"nbd_bench: unknown server {s}")
-                return 2
-            run_server(report, makers[s], args, tmp, wl)
+        for rnd in range(args.rounds):
+            if args.rounds > 1:
+                print(f"round {rnd + 1} of {args.rounds}", flush=True)
+            for s in servers:
+                run_server(report, makers[s], args, tmp, wl)
     print()
     print(report.markdown())
     paths = report.write()
