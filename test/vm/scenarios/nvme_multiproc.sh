@@ -43,6 +43,7 @@ range_cycle=229376:32768
 cycles=${SLUICE_MP_CYCLES:-50}
 sluiced_pid=
 last_pid=
+declare -A perf_pids=()
 
 # No core files from the SIGSEGV cycles.
 ulimit -c 0
@@ -105,6 +106,25 @@ wait_running()
 	vm_fail "perf $name (pid $p) did not start I/O within ${timeout}s"
 }
 
+# Starts perf --verify secondaries at QD 8 for SECS seconds, all of them before
+# waiting for any (a start under TCG is slow), then waits until each does I/O;
+# their pids in perf_pids[NAME]: start_verifiers SECS NAME,WORKLOAD,LBA-RANGE...
+start_verifiers()
+{
+	local secs=$1 spec name rw range
+
+	shift
+	for spec; do
+		IFS=, read -r name rw range <<<"$spec"
+		start_perf "$name" -q 8 -w "$rw" -t "$secs" --verify --lba-range "$range"
+		perf_pids[$name]=$last_pid
+	done
+	for spec; do
+		name=${spec%%,*}
+		wait_running "$name" "${perf_pids[$name]}"
+	done
+}
+
 # Waits for a perf --verify and checks it verified clean: wait_verified NAME PID
 wait_verified()
 {
@@ -161,15 +181,8 @@ jq -e --argjson p "$sluiced_pid" '.shared and .queues_total >= 1 and ([.processe
 [[ $(blockdev --getsize64 /dev/nbd0) == $((256 << 20)) ]] || vm_fail "/dev/nbd0 has the wrong size"
 
 vm_step "a. fio verify on /dev/nbd0 (0-32 MiB), three perf --verify secondaries"
-start_perf a -q 8 -w randwrite -t 45 --verify --lba-range "$range_a"
-pa=$last_pid
-start_perf b -q 8 -w randwrite -t 45 --verify --lba-range "$range_b"
-pb=$last_pid
-start_perf c -q 8 -w randwrite -t 45 --verify --lba-range "$range_c"
-pc=$last_pid
-wait_running a "$pa"
-wait_running b "$pb"
-wait_running c "$pc"
+start_verifiers 45 a,randwrite,"$range_a" b,randwrite,"$range_b" c,randwrite,"$range_c"
+pa=${perf_pids[a]} pb=${perf_pids[b]} pc=${perf_pids[c]}
 # fio after the secondaries, whose start under TCG is slow and varies with the load.
 fio --name=nbd --filename=/dev/nbd0 --ioengine=libaio --direct=1 --rw=randwrite --bs=4k \
 	--iodepth=16 --offset=0 --size=32M --loops=1000 --runtime=30 --verify=crc32c \
@@ -314,12 +327,8 @@ kill -0 $$ || vm_fail "unreachable"
 # ---- e (last: what it finds is recorded, and a failure ends the scenario here) -------
 vm_step "e. kill -9 the primary while two secondaries verify"
 rpc nbd_stop_disk --nbd-device /dev/nbd0 >/dev/null
-start_perf ea -q 8 -w randwrite -t 60 --verify --lba-range "$range_a"
-pea=$last_pid
-start_perf eb -q 8 -w write -t 60 --verify --lba-range "$range_c"
-peb=$last_pid
-wait_running ea "$pea"
-wait_running eb "$peb"
+start_verifiers 60 ea,randwrite,"$range_a" eb,write,"$range_c"
+pea=${perf_pids[ea]} peb=${perf_pids[eb]}
 sleep 2
 kill -9 "$sluiced_pid"
 wait "$sluiced_pid" 2>/dev/null || true
