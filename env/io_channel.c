@@ -107,20 +107,23 @@ io_device_unregister_done(void *arg)
 	free(dev);
 }
 
-/* Run the unregister callback on the thread that asked for it. */
+/* Run the unregister callback on the thread that asked for it (here if none did). */
 static void
 io_device_unregister_complete(struct io_device *dev)
 {
-	if (dev->unregister_thread != NULL &&
-	    sl_thread_send_msg(dev->unregister_thread, io_device_unregister_done, dev) == 0) {
+	struct sl_thread *thread = dev->unregister_thread;
+
+	if (thread == NULL) {
+		io_device_unregister_done(dev);
 		return;
 	}
-	if (dev->unregister_thread != NULL) {
-		/* It waits for this completion, so only -ENOMEM gets here. */
-		SL_ERRLOG("io_device %s: cannot complete on thread %s; completing here\n",
-			  dev->name, dev->unregister_thread->name);
+	if (thread_cpl_send(thread, io_device_unregister_done, dev) != 0) {
+		SL_ERRLOG("io_device %s: thread %s, which unregistered it, was forced to exit: "
+			  "unregister callback dropped\n",
+			  dev->name, thread->name);
+		free(dev);
+		thread_cpl_release(thread);
 	}
-	io_device_unregister_done(dev);
 }
 
 void
@@ -341,14 +344,13 @@ sl_io_channel_get_io_device(struct sl_io_channel *ch)
 
 /* --- for_each_channel ----------------------------------------------------------- */
 
+/* The iteration is over: its device's unregistration may go on. */
 static void
-for_each_channel_cpl(void *arg)
+for_each_channel_end(struct sl_io_channel_iter *i)
 {
-	struct sl_io_channel_iter *i = arg;
 	struct io_device *dev = i->dev;
 	bool ready;
 
-	i->cpl(i, i->status);
 	thread_cpl_release(i->orig);
 	pthread_mutex_lock(&g_devlist_lock);
 	dev->for_each_count--;
@@ -361,15 +363,24 @@ for_each_channel_cpl(void *arg)
 }
 
 static void
+for_each_channel_cpl(void *arg)
+{
+	struct sl_io_channel_iter *i = arg;
+
+	i->cpl(i, i->status);
+	for_each_channel_end(i);
+}
+
+static void
 for_each_channel_finish(struct sl_io_channel_iter *i, int status)
 {
 	i->status = status;
 	i->ch = NULL;
-	if (sl_thread_send_msg(i->orig, for_each_channel_cpl, i) != 0) {
-		/* The origin waits for this completion, so only -ENOMEM gets here. */
-		SL_ERRLOG("io_device %s: cannot complete for_each_channel on its thread\n",
-			  i->dev->name);
-		for_each_channel_cpl(i);
+	if (thread_cpl_send(i->orig, for_each_channel_cpl, i) != 0) {
+		SL_ERRLOG("io_device %s: thread %s, which started a for_each_channel, was forced "
+			  "to exit: completion dropped\n",
+			  i->dev->name, i->orig->name);
+		for_each_channel_end(i);
 	}
 }
 

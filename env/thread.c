@@ -457,7 +457,7 @@ thread_init_fields(struct sl_thread *thread, const struct sl_cpuset *cpumask)
 {
 	atomic_init(&thread->state, THREAD_STATE_RUNNING);
 	atomic_init(&thread->senders, 0);
-	atomic_init(&thread->pending_cpls, 0);
+	atomic_init(&thread->refs, 1);
 	thread->epfd = -1;
 	STAILQ_INIT(&thread->msg_cache);
 	TAILQ_INIT(&thread->active_pollers);
@@ -473,14 +473,53 @@ thread_init_fields(struct sl_thread *thread, const struct sl_cpuset *cpumask)
 	}
 }
 
+/* Free what only the thread itself uses: its queue and its epoll fd. */
 static void
-thread_free(struct sl_thread *thread)
+thread_free_resources(struct sl_thread *thread)
 {
 	if (thread->epfd >= 0) {
 		close(thread->epfd);
+		thread->epfd = -1;
 	}
 	sl_ring_free(thread->messages);
-	free(thread);
+	thread->messages = NULL;
+}
+
+/* Drop a reference (see refs); the last frees the struct. */
+static void
+thread_put(struct sl_thread *thread)
+{
+	if (atomic_fetch_sub(&thread->refs, 1) == 1) {
+		free(thread);
+	}
+}
+
+void
+thread_cpl_release(struct sl_thread *thread)
+{
+	thread_put(thread);
+}
+
+int
+thread_cpl_send(struct sl_thread *thread, sl_msg_fn fn, void *arg)
+{
+	int rc = sl_thread_send_msg(thread, fn, arg);
+
+	if (sl_likely(rc == 0)) {
+		return 0;
+	}
+	/* The caller's reference keeps the struct of a thread forced out meanwhile. */
+	if (thread == tls_thread) {
+		fn(arg);
+		return 0;
+	}
+	if (sl_thread_is_exited(thread)) {
+		return -EIO;
+	}
+	SL_ERRLOG("cannot send a completion to thread %s: %s; running it here\n", thread->name,
+		  strerror(-rc));
+	fn(arg);
+	return 0;
 }
 
 struct sl_thread *
@@ -505,7 +544,8 @@ sl_thread_create(const char *name, const struct sl_cpuset *cpumask)
 	if (thread->messages == NULL || thread->epfd < 0) {
 		SL_ERRLOG("thread %s: cannot allocate its message ring or epoll fd\n",
 			  name ? name : "");
-		thread_free(thread);
+		thread_free_resources(thread);
+		free(thread);
 		return NULL;
 	}
 	thread->last_tick = sl_get_ticks();
@@ -584,6 +624,12 @@ thread_drop_msgs(struct sl_thread *thread)
 	}
 }
 
+/*
+ * A thread that exited by itself holds nothing: everything here is for a forced one.
+ * Its channels are released, so that the unregistration of their devices completes;
+ * its pollers are freed; the completions it awaits keep its struct, closed to sends,
+ * until they come.
+ */
 void
 sl_thread_destroy(struct sl_thread *thread)
 {
@@ -592,6 +638,10 @@ sl_thread_destroy(struct sl_thread *thread)
 	}
 	if (!sl_thread_is_exited(thread)) {
 		SL_ERRLOG("thread %s destroyed before it exited\n", thread->name);
+	}
+	/* Completions released below are then dropped rather than run here. */
+	if (tls_thread == thread) {
+		tls_thread = NULL;
 	}
 	pthread_mutex_lock(&g_threads_lock);
 	TAILQ_REMOVE(&g_threads, thread, tailq);
@@ -607,11 +657,9 @@ sl_thread_destroy(struct sl_thread *thread)
 	poller_list_free(&thread->paused_pollers);
 	poller_list_free(&thread->reap_pollers);
 	thread_drop_msgs(thread);
-	if (tls_thread == thread) {
-		tls_thread = NULL;
-	}
-	thread_free(thread);
+	thread_free_resources(thread);
 	atomic_fetch_sub(&g_live_threads, 1);
+	thread_put(thread);
 }
 
 void
@@ -631,9 +679,10 @@ thread_log_leaks(struct sl_thread *thread)
 		}
 	}
 	io_channel_thread_log(thread);
-	if (atomic_load(&thread->pending_cpls) != 0) {
-		SL_ERRLOG("thread %s still awaits %u iteration or unregistration completions\n",
-			  thread->name, atomic_load(&thread->pending_cpls));
+	if (atomic_load(&thread->refs) > 1) {
+		SL_ERRLOG("thread %s still awaits %u iteration or unregistration completions "
+			  "(dropped when they come)\n",
+			  thread->name, atomic_load(&thread->refs) - 1);
 	}
 }
 
@@ -643,7 +692,7 @@ static void
 thread_exit_check(struct sl_thread *thread, uint64_t now)
 {
 	bool idle = thread->poller_count == 0 && TAILQ_EMPTY(&thread->io_channels) &&
-		    atomic_load(&thread->pending_cpls) == 0 && !sl_thread_has_msgs(thread);
+		    atomic_load(&thread->refs) == 1 && !sl_thread_has_msgs(thread);
 
 	if (!idle) {
 		if (now - thread->exit_start_tick <
@@ -1315,11 +1364,12 @@ for_each_thread_next(struct thread_for_each *fe, struct sl_thread *prev)
 		}
 	}
 	pthread_mutex_unlock(&g_threads_lock);
-	if (rc != 0 && sl_thread_send_msg(fe->orig, for_each_thread_cpl, fe) != 0) {
-		/* The origin waits for this completion, so only -ENOMEM gets here. */
-		SL_ERRLOG("for_each_thread: cannot complete on thread %s; completing here\n",
+	if (rc != 0 && thread_cpl_send(fe->orig, for_each_thread_cpl, fe) != 0) {
+		SL_ERRLOG("for_each_thread: thread %s, which started it, was forced to exit: "
+			  "completion dropped\n",
 			  fe->orig->name);
-		for_each_thread_cpl(fe);
+		thread_cpl_release(fe->orig);
+		free(fe);
 	}
 }
 

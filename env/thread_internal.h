@@ -92,6 +92,16 @@ struct sl_thread {
 	void *wake_arg;
 	/* Senders between their state check and their enqueue (see thread_exit_check). */
 	atomic_uint senders __attribute__((aligned(SL_CACHE_LINE)));
+	/*
+	 * References to this struct: one from creation to sl_thread_destroy, and one per
+	 * completion the thread awaits (thread_cpl_hold: the iterations and io_device
+	 * unregistrations it started). While the thread lives, refs - 1 completions are
+	 * awaited: it does not exit before they have run, or they would be sent to a freed
+	 * thread. A thread forced out with references left is destroyed but for this
+	 * struct, which stays EXITED (sends fail with -EIO) until the last one goes.
+	 * Atomic because a completion that cannot be sent (-ENOMEM) runs where it is.
+	 */
+	atomic_uint refs;
 
 	/* Owner-only from here on. */
 	uint64_t id __attribute__((aligned(SL_CACHE_LINE)));
@@ -135,11 +145,6 @@ struct sl_thread {
 	bool event_busy;
 
 	TAILQ_HEAD(, sl_io_channel) io_channels; /* under g_devlist_lock (io_channel.c) */
-	/* Iterations (for_each_thread/channel) and io_device unregistrations started on
-	 * this thread whose completion has yet to run on it: the thread does not exit
-	 * before they have, or they would be sent to a freed thread. Atomic because a
-	 * completion that cannot be sent (-ENOMEM) runs where it is. */
-	atomic_uint pending_cpls;
 
 	uint64_t exit_start_tick;
 	uint64_t last_tick;
@@ -174,19 +179,31 @@ struct sl_thread *thread_next_locked(struct sl_thread *prev);
 /** Log what keeps a thread from exiting: its pollers and channels. */
 void thread_log_leaks(struct sl_thread *thread);
 
-/** Count a completion that must run on thread before it may exit (see pending_cpls). */
+/**
+ * Count a completion that must run on thread before it may exit (see refs). Called on
+ * thread; the reference also keeps its struct should it be forced out meanwhile.
+ */
 static inline void
 thread_cpl_hold(struct sl_thread *thread)
 {
-	atomic_fetch_add(&thread->pending_cpls, 1);
+	atomic_fetch_add(&thread->refs, 1);
 }
 
-/** The completion counted by thread_cpl_hold() has run. */
-static inline void
-thread_cpl_release(struct sl_thread *thread)
-{
-	atomic_fetch_sub(&thread->pending_cpls, 1);
-}
+/**
+ * The completion counted by thread_cpl_hold() has run, or was dropped. This may free
+ * what is left of a forced thread: touch it no more.
+ */
+void thread_cpl_release(struct sl_thread *thread);
+
+/**
+ * Send thread a completion it awaits (counted by thread_cpl_hold). When the send
+ * fails, fn runs here if this is that thread, or if the thread lives on (-ENOMEM: it
+ * waits for this, so it has not exited).
+ * \return 0 if fn was sent or has run; -EIO if the thread was forced out: the caller
+ * drops the completion without its callback, which was meant for that thread (its
+ * argument may well be that thread's), and releases the reference.
+ */
+int thread_cpl_send(struct sl_thread *thread, sl_msg_fn fn, void *arg);
 /** Milliseconds before a thread that does not exit is forced out (tests lower it). */
 extern uint32_t g_thread_exit_timeout_ms;
 /** Ticks between polls of quiet fd pollers (see sl_thread_poll). */

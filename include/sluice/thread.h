@@ -91,15 +91,24 @@ struct sl_thread *sl_thread_create(const char *name, const struct sl_cpuset *cpu
  * channels put, and the sl_for_each_thread/sl_for_each_channel iterations and
  * io_device unregistrations it started have completed; messages still queued run first, and
  * messages sent while it exits are still accepted and run. Then sl_thread_is_exited() is true and
- * sends fail with -EIO. A thread still holding pollers or channels 5 s after this call is forced
- * out: what it held is logged (leaked pollers are freed with the thread, leaked channels are
- * released without their destroy callback).
+ * sends fail with -EIO.
+ *
+ * A thread still holding any of these 5 s after this call is forced out: what it held
+ * is logged, and sends fail with -EIO from then on. When its scheduler destroys it,
+ * its leaked pollers are freed; its leaked channels are released without their destroy
+ * callback (their devices' unregistration goes on); the completions of the iterations
+ * and unregistrations it started are dropped when they come, their callbacks not
+ * called (they were meant for the forced thread). What references it keeps a remnant
+ * of it, closed to sends, until the last reference goes.
  * \return 0, or -EINVAL if thread is NULL or not the calling thread.
  */
 int sl_thread_exit(struct sl_thread *thread);
 /** \return whether the thread has finished exiting. */
 bool sl_thread_is_exited(struct sl_thread *thread);
-/** Free an exited thread (called by its scheduler). */
+/**
+ * Free an exited thread (called by its scheduler). After a forced exit, see
+ * sl_thread_exit for what becomes of what it held.
+ */
 void sl_thread_destroy(struct sl_thread *thread);
 
 /**
@@ -162,7 +171,8 @@ void sl_thread_set_wake_fn(struct sl_thread *thread, sl_thread_wake_fn fn, void 
 int sl_thread_send_msg(const struct sl_thread *thread, sl_msg_fn fn, void *ctx);
 
 /**
- * Run fn(ctx) on every thread in turn, then cpl(ctx) on the calling thread.
+ * Run fn(ctx) on every thread in turn, then cpl(ctx) on the calling thread (not at all
+ * if that thread was forced to exit meanwhile: see sl_thread_exit).
  * Must be called on a thread.
  */
 void sl_for_each_thread(sl_msg_fn fn, void *ctx, sl_msg_fn cpl);
@@ -241,7 +251,8 @@ void sl_io_device_register(void *io_device, sl_io_channel_create_cb create_cb,
 			   const char *name);
 /**
  * Unregister an I/O device. unregister_cb runs on the calling thread once every
- * channel to it has been destroyed. Getting a new channel after this fails.
+ * channel to it has been destroyed (not at all if that thread was forced to exit
+ * meanwhile: see sl_thread_exit). Getting a new channel after this fails.
  */
 void sl_io_device_unregister(void *io_device, sl_io_device_unregister_cb unregister_cb);
 /**
@@ -264,7 +275,8 @@ void *sl_io_channel_get_io_device(struct sl_io_channel *ch);
 /**
  * Call fn on each thread that has a channel to io_device, one after another (in
  * thread id order); each call must end with sl_for_each_channel_continue(), on that
- * thread. Then cpl on the calling thread, with the status that ended the iteration.
+ * thread. Then cpl on the calling thread, with the status that ended the iteration
+ * (not at all if that thread was forced to exit meanwhile: see sl_thread_exit).
  * Unregistering the device waits for running iterations.
  */
 void sl_for_each_channel(void *io_device, sl_channel_msg fn, void *ctx,

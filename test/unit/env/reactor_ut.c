@@ -403,6 +403,53 @@ test_stop_forces_leaky_thread(void)
 	g_thread_exit_timeout_ms = saved;
 }
 
+/*
+ * The shutdown of a process with a leak: the app thread unregisters a device that
+ * another thread leaks a channel to, and the reactors stop. Both threads are forced
+ * out; the app thread first (it is first on the reactor), then the holder, whose
+ * destruction releases the channel and so completes the unregistration awaited by the
+ * app thread, freed by then.
+ */
+static int g_leak_dev;
+static struct sl_thread *g_leak_app;
+
+static void
+leak_unregister_and_stop(void *arg)
+{
+	sl_io_device_unregister(&g_leak_dev, NULL);
+	sl_reactors_stop();
+}
+
+static void
+leak_channel(void *arg)
+{
+	CU_ASSERT(sl_get_io_channel(&g_leak_dev) != NULL);
+	CU_ASSERT(sl_thread_send_msg(g_leak_app, leak_unregister_and_stop, NULL) == 0);
+}
+
+static void
+test_stop_forces_unregistering_thread(void)
+{
+	struct sl_reactors_opts opts = {.cpumask = "0x1", .no_pin = true};
+	uint32_t saved = g_thread_exit_timeout_ms;
+	struct sl_thread *holder;
+
+	g_thread_exit_timeout_ms = 100;
+	CU_ASSERT_FATAL(sl_reactors_init(&opts) == 0);
+	sl_io_device_register(&g_leak_dev, NULL, NULL, 8, "leak_dev");
+	g_leak_app = sl_thread_create("app", NULL);
+	holder = sl_thread_create("holder", NULL);
+	CU_ASSERT_FATAL(g_leak_app != NULL && holder != NULL);
+	sl_thread_send_msg(holder, leak_channel, NULL);
+	sl_reactors_start();
+	CU_ASSERT(thread_live_count() == 0);
+	sl_reactors_fini();
+	g_thread_exit_timeout_ms = saved;
+	/* The unregistration completed: the address may be registered again. */
+	sl_io_device_register(&g_leak_dev, NULL, NULL, 8, "leak_dev_again");
+	sl_io_device_unregister(&g_leak_dev, NULL);
+}
+
 static void
 test_busy_poll_spins(void)
 {
@@ -466,6 +513,7 @@ main(void)
 	suite = sl_ut_suite("reactor", NULL, NULL);
 	CU_ADD_TEST(suite, test_stop_drains_messages);
 	CU_ADD_TEST(suite, test_stop_forces_leaky_thread);
+	CU_ADD_TEST(suite, test_stop_forces_unregistering_thread);
 	CU_ADD_TEST(suite, test_busy_poll_spins);
 	CU_ADD_TEST(suite, test_bad_masks);
 	return sl_ut_run();
