@@ -603,6 +603,39 @@ poller_list_free(struct poller_list *list)
 	}
 }
 
+/*
+ * Empty the poller lists of a thread being destroyed. Unregistered pollers are freed;
+ * those still held (only a forced exit leaves any) are left to their holders, who may
+ * unregister them later from any thread: they never run again, and each keeps a
+ * reference on the thread's struct, which sl_poller_unregister reads. Under
+ * g_threads_lock, which orders this against an unregistration from another thread
+ * (poller_unregister_remote). \return the number left to their holders.
+ */
+static uint32_t
+thread_orphan_pollers_locked(struct sl_thread *thread)
+{
+	struct poller_list *lists[] = {&thread->active_pollers, &thread->timed_pollers,
+				       &thread->fd_pollers, &thread->paused_pollers};
+	struct sl_poller *p;
+	uint32_t orphans = 0;
+	size_t i;
+
+	for (i = 0; i < SL_COUNTOF(lists); i++) {
+		while ((p = TAILQ_FIRST(lists[i])) != NULL) {
+			TAILQ_REMOVE(lists[i], p, tailq);
+			if (p->state == POLLER_STATE_UNREGISTERED || p->late_unregistered) {
+				free(p);
+				continue;
+			}
+			p->orphaned = true;
+			orphans++;
+		}
+	}
+	poller_list_free(&thread->reap_pollers);
+	atomic_fetch_add(&thread->refs, orphans);
+	return orphans;
+}
+
 static void
 thread_drop_msgs(struct sl_thread *thread)
 {
@@ -627,12 +660,14 @@ thread_drop_msgs(struct sl_thread *thread)
 /*
  * A thread that exited by itself holds nothing: everything here is for a forced one.
  * Its channels are released, so that the unregistration of their devices completes;
- * its pollers are freed; the completions it awaits keep its struct, closed to sends,
- * until they come.
+ * its pollers go to their holders; what references its struct (those pollers, the
+ * completions it awaits) keeps the struct, closed to sends, until it goes.
  */
 void
 sl_thread_destroy(struct sl_thread *thread)
 {
+	uint32_t orphans;
+
 	if (thread == NULL) {
 		return;
 	}
@@ -648,14 +683,15 @@ sl_thread_destroy(struct sl_thread *thread)
 	if (g_app_thread == thread) {
 		g_app_thread = NULL;
 	}
+	orphans = thread_orphan_pollers_locked(thread);
 	pthread_mutex_unlock(&g_threads_lock);
+	if (orphans > 0) {
+		SL_ERRLOG("thread %s: %u leaked pollers stay allocated, never to run, until "
+			  "their holders unregister them\n",
+			  thread->name, orphans);
+	}
 
 	io_channel_thread_release(thread);
-	poller_list_free(&thread->active_pollers);
-	poller_list_free(&thread->timed_pollers);
-	poller_list_free(&thread->fd_pollers);
-	poller_list_free(&thread->paused_pollers);
-	poller_list_free(&thread->reap_pollers);
 	thread_drop_msgs(thread);
 	thread_free_resources(thread);
 	atomic_fetch_sub(&g_live_threads, 1);
@@ -1128,27 +1164,57 @@ poller_unregister_msg(void *arg)
 	poller_unregister_local(p->thread, p);
 }
 
+/*
+ * Unregister a poller from another thread (or none). Its thread may be walking its
+ * poller lists right now: let it unlink the poller itself. Its messages run before
+ * its pollers, so the poller runs again only if that thread is in the middle of an
+ * iteration. A thread that was forced out refuses the message: if it is destroyed
+ * already, the poller was left to us (orphaned); if not, its destruction frees it.
+ * g_threads_lock orders the two against that destruction (thread_orphan_pollers_locked).
+ */
+static void
+poller_unregister_remote(struct sl_poller *p)
+{
+	struct sl_thread *thread = p->thread;
+	bool orphaned;
+	int rc = 0;
+
+	pthread_mutex_lock(&g_threads_lock);
+	orphaned = p->orphaned;
+	if (!orphaned) {
+		/* Once the message is sent, the poller is its thread's to free. */
+		rc = sl_thread_send_msg(thread, poller_unregister_msg, p);
+		if (rc == -EIO) {
+			p->late_unregistered = true;
+		}
+	}
+	pthread_mutex_unlock(&g_threads_lock);
+	if (orphaned) {
+		free(p);
+		thread_put(thread);
+		return;
+	}
+	if (rc == 0 || rc == -EIO) {
+		return;
+	}
+	SL_ERRLOG("poller %s: cannot unregister on its thread %s: %s\n", p->name, thread->name,
+		  strerror(-rc));
+	poller_unregister_local(thread, p);
+}
+
 void
 sl_poller_unregister(struct sl_poller **pp)
 {
 	struct sl_poller *p = *pp;
-	int rc;
 
 	if (p == NULL) {
 		return;
 	}
 	*pp = NULL;
+	/* An orphaned poller's thread, destroyed, is no one's current thread. */
 	if (tls_thread != p->thread) {
-		/* Its thread may be walking its poller lists right now: let it unlink the
-		 * poller itself. Its messages run before its pollers, so the poller runs
-		 * again only if that thread is in the middle of an iteration. */
-		rc = sl_thread_send_msg(p->thread, poller_unregister_msg, p);
-		if (rc == 0 || rc == -EIO) {
-			/* -EIO: the thread has exited; destroying it frees the poller. */
-			return;
-		}
-		SL_ERRLOG("poller %s: cannot unregister on its thread %s: %s\n", p->name,
-			  p->thread->name, strerror(-rc));
+		poller_unregister_remote(p);
+		return;
 	}
 	poller_unregister_local(p->thread, p);
 }

@@ -70,6 +70,14 @@ struct sl_poller {
 	uint32_t events;
 	uint64_t run_count;
 	uint64_t busy_count;
+	/* Under g_threads_lock, once the thread has exited (see sl_thread_destroy):
+	 * orphaned          - its thread was forced out and destroyed; the poller stays
+	 *                     allocated, holding a reference on the thread's struct,
+	 *                     until its holder unregisters it;
+	 * late_unregistered - unregistered from another thread once the thread had
+	 *                     exited (the send was refused): its destruction frees it. */
+	bool orphaned;
+	bool late_unregistered;
 	char name[POLLER_NAME_LEN];
 };
 
@@ -93,13 +101,14 @@ struct sl_thread {
 	/* Senders between their state check and their enqueue (see thread_exit_check). */
 	atomic_uint senders __attribute__((aligned(SL_CACHE_LINE)));
 	/*
-	 * References to this struct: one from creation to sl_thread_destroy, and one per
+	 * References to this struct: one from creation to sl_thread_destroy, one per
 	 * completion the thread awaits (thread_cpl_hold: the iterations and io_device
-	 * unregistrations it started). While the thread lives, refs - 1 completions are
-	 * awaited: it does not exit before they have run, or they would be sent to a freed
-	 * thread. A thread forced out with references left is destroyed but for this
-	 * struct, which stays EXITED (sends fail with -EIO) until the last one goes.
-	 * Atomic because a completion that cannot be sent (-ENOMEM) runs where it is.
+	 * unregistrations it started), and after a forced exit one per poller left to its
+	 * holder. While the thread lives, refs - 1 completions are awaited: it does not
+	 * exit before they have run, or they would be sent to a freed thread. A thread
+	 * forced out with references left is destroyed but for this struct, which stays
+	 * EXITED (sends fail with -EIO) until the last one goes. Atomic because a
+	 * completion that cannot be sent (-ENOMEM) runs where it is.
 	 */
 	atomic_uint refs;
 

@@ -95,7 +95,8 @@ struct sl_thread *sl_thread_create(const char *name, const struct sl_cpuset *cpu
  *
  * A thread still holding any of these 5 s after this call is forced out: what it held
  * is logged, and sends fail with -EIO from then on. When its scheduler destroys it,
- * its leaked pollers are freed; its leaked channels are released without their destroy
+ * its leaked pollers never run again but stay allocated until their holders unregister
+ * them (from any thread); its leaked channels are released without their destroy
  * callback (their devices' unregistration goes on); the completions of the iterations
  * and unregistrations it started are dropped when they come, their callbacks not
  * called (they were meant for the forced thread). What references it keeps a remnant
@@ -212,8 +213,9 @@ int sl_poller_fd_set_events(struct sl_poller *poller, uint32_t events);
  * Unregister a poller and set *poller to NULL. NULL is allowed. On the poller's thread
  * (from any callback, the poller's own included) it never runs again. From another
  * thread the unregistration is sent to the poller's thread, and the poller may run
- * once more before it takes effect: free its argument only after that. Unregister an
- * fd poller before closing its fd (epoll tracks the fd number with the open file).
+ * once more before it takes effect: free its argument only after that. A poller whose
+ * thread was forced to exit (sl_thread_exit) runs no more and is freed here. Unregister
+ * an fd poller before closing its fd (epoll tracks the fd number with the open file).
  */
 void sl_poller_unregister(struct sl_poller **poller);
 /**

@@ -377,10 +377,13 @@ leak_fn(void *arg)
 	return SL_POLLER_IDLE;
 }
 
+static struct sl_poller *g_leaked_poller;
+
 static void
 leak_and_stop(void *arg)
 {
-	CU_ASSERT(sl_poller_register(leak_fn, NULL, 1000, "leaked") != NULL);
+	g_leaked_poller = sl_poller_register(leak_fn, NULL, 1000, "leaked");
+	CU_ASSERT(g_leaked_poller != NULL);
 	sl_reactors_stop();
 }
 
@@ -399,6 +402,8 @@ test_stop_forces_leaky_thread(void)
 	sl_reactors_start();
 	CU_ASSERT(now_us() - t0 >= 100000);
 	CU_ASSERT(thread_live_count() == 0);
+	/* Left to its holder by the forced exit. */
+	sl_poller_unregister(&g_leaked_poller);
 	sl_reactors_fini();
 	g_thread_exit_timeout_ms = saved;
 }

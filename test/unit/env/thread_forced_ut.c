@@ -5,16 +5,19 @@
  * Unit tests of a forced exit (env/thread.c, env/io_channel.c): a thread that does not
  * finish exiting within the exit timeout (lowered here to a few milliseconds) is marked
  * exited and destroyed while it still holds pollers or channels, awaits completions,
- * or has messages queued. Nothing it leaves may be touched after it is freed: the
- * iterations and unregistrations it started complete without it. Run under ASan to see
- * the use-after-free these used to be.
+ * or has messages queued. Nothing it leaves may be touched after it is freed: by the
+ * holders of its pollers, or by the iterations and unregistrations it started. Run
+ * under ASan to see the use-after-free these used to be.
  * Threads are polled by hand.
  */
 
 #include <CUnit/Basic.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sl_ut.h"
 #include "env/thread_internal.h"
@@ -280,6 +283,77 @@ test_forced_for_each_channel_origin(void)
 	CU_ASSERT(sl_ut_thread_end(holder) == 0);
 }
 
+/* --- Pollers left to their holders ------------------------------------------------- */
+
+static int
+poller_idle(void *arg)
+{
+	(*(int *)arg)++;
+	return SL_POLLER_IDLE;
+}
+
+/*
+ * The holders of a forced thread's pollers unregister them later, from another thread
+ * or from none: the unregistration must not touch the freed thread nor a freed poller.
+ */
+static void
+test_forced_pollers_unregistered_later(void)
+{
+	struct sl_thread *t = thread_new("leaky"), *other = thread_new("other");
+	struct sl_poller *active, *timed, *paused, *fdp;
+	int runs = 0, efd = eventfd(0, EFD_NONBLOCK);
+
+	CU_ASSERT_FATAL(efd >= 0);
+	sl_set_thread(t);
+	active = sl_poller_register(poller_idle, &runs, 0, "leaked_active");
+	timed = sl_poller_register(poller_idle, &runs, 1000000, "leaked_timed");
+	paused = sl_poller_register(poller_idle, &runs, 0, "leaked_paused");
+	fdp = sl_poller_register_fd(efd, EPOLLIN, poller_idle, &runs, "leaked_fd");
+	CU_ASSERT_FATAL(active && timed && paused && fdp);
+	sl_poller_pause(paused);
+	sl_set_thread(NULL);
+	force_out(t);
+	runs = 0;
+
+	/* Owner-only calls are refused, not run on a freed thread. */
+	sl_set_thread(other);
+	sl_poller_pause(active);
+	sl_poller_resume(paused);
+	CU_ASSERT(sl_poller_fd_set_events(fdp, EPOLLOUT) == -EINVAL);
+	sl_poller_unregister(&active);
+	sl_poller_unregister(&timed);
+	sl_set_thread(NULL);
+	sl_poller_unregister(&paused);
+	sl_poller_unregister(&fdp);
+	CU_ASSERT(active == NULL && timed == NULL && paused == NULL && fdp == NULL);
+	sl_ut_poll(other);
+	CU_ASSERT(runs == 0);
+	close(efd);
+	CU_ASSERT(sl_ut_thread_end(other) == 0);
+}
+
+/*
+ * An unregistration from another thread that lands between the forced exit and the
+ * destruction: refused with -EIO by the send, so the destruction frees the poller.
+ */
+static void
+test_forced_poller_unregistered_before_destroy(void)
+{
+	struct sl_thread *t = thread_new("leaky");
+	struct sl_poller *p;
+	int runs = 0;
+
+	sl_set_thread(t);
+	p = sl_poller_register(poller_idle, &runs, 0, "leaked");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	sl_set_thread(NULL);
+	exit_begin(t);
+	poll_until_forced(t);
+	sl_poller_unregister(&p);
+	CU_ASSERT(p == NULL);
+	sl_thread_destroy(t);
+}
+
 /* --- Channels ----------------------------------------------------------------------- */
 
 /*
@@ -342,5 +416,7 @@ main(void)
 	CU_ADD_TEST(suite, test_forced_unregister_both);
 	CU_ADD_TEST(suite, test_forced_for_each_thread_origin);
 	CU_ADD_TEST(suite, test_forced_for_each_channel_origin);
+	CU_ADD_TEST(suite, test_forced_pollers_unregistered_later);
+	CU_ADD_TEST(suite, test_forced_poller_unregistered_before_destroy);
 	return sl_ut_run();
 }
