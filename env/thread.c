@@ -720,6 +720,23 @@ thread_log_leaks(struct sl_thread *thread)
 			  "(dropped when they come)\n",
 			  thread->name, atomic_load(&thread->refs) - 1);
 	}
+	if (sl_thread_has_msgs(thread)) {
+		SL_ERRLOG("thread %s: %zu messages queued run before it goes\n", thread->name,
+			  sl_ring_count(thread->messages));
+	}
+}
+
+/* A forced thread runs the messages it accepted (an accepted message runs: see
+ * sl_thread_send_msg), iteration steps and the completions it awaits among them. Its
+ * queue is closed, so this ends; its own sends fail, which the completions it sends
+ * itself handle (thread_cpl_send). */
+static void
+thread_run_last_msgs(struct sl_thread *thread)
+{
+	bool remote = false;
+
+	while (msg_queue_run(thread, 0, &remote) > 0) {
+	}
 }
 
 /* Finish exiting once nothing is left: no pollers, no channels, no completions it
@@ -741,7 +758,8 @@ thread_exit_check(struct sl_thread *thread, uint64_t now)
 	}
 	/* Senders that read EXITING are announced in senders: wait for their enqueues,
 	 * then look again; new senders wait meanwhile (see sl_thread_send_msg). A message
-	 * that came in keeps the thread (EXITING) unless it is being forced out. */
+	 * that came in keeps the thread (EXITING) unless it is being forced out: then the
+	 * queue closes with it inside, and it runs last. */
 	atomic_store(&thread->state, THREAD_STATE_EXIT_CHECK);
 	while (atomic_load(&thread->senders) != 0) {
 		sched_yield();
@@ -751,6 +769,9 @@ thread_exit_check(struct sl_thread *thread, uint64_t now)
 		return;
 	}
 	atomic_store(&thread->state, THREAD_STATE_EXITED);
+	if (!idle) {
+		thread_run_last_msgs(thread);
+	}
 }
 
 /* --- Pollers -------------------------------------------------------------------- */

@@ -206,8 +206,8 @@ void thread_cpl_release(struct sl_thread *thread);
 
 /**
  * Send thread a completion it awaits (counted by thread_cpl_hold). When the send
- * fails, fn runs here if this is that thread, or if the thread lives on (-ENOMEM: it
- * waits for this, so it has not exited).
+ * fails, fn runs here if this is that thread (forced out, running its last messages)
+ * or if the thread lives on (-ENOMEM: it waits for this, so it has not exited).
  * \return 0 if fn was sent or has run; -EIO if the thread was forced out: the caller
  * drops the completion without its callback, which was meant for that thread (its
  * argument may well be that thread's), and releases the reference.

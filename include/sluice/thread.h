@@ -94,13 +94,13 @@ struct sl_thread *sl_thread_create(const char *name, const struct sl_cpuset *cpu
  * sends fail with -EIO.
  *
  * A thread still holding any of these 5 s after this call is forced out: what it held
- * is logged, and sends fail with -EIO from then on. When its scheduler destroys it,
- * its leaked pollers never run again but stay allocated until their holders unregister
- * them (from any thread); its leaked channels are released without their destroy
- * callback (their devices' unregistration goes on); the completions of the iterations
- * and unregistrations it started are dropped when they come, their callbacks not
- * called (they were meant for the forced thread). What references it keeps a remnant
- * of it, closed to sends, until the last reference goes.
+ * is logged, the messages it accepted run, and sends fail with -EIO from then on. When
+ * its scheduler destroys it, its leaked pollers never run again but stay allocated
+ * until their holders unregister them (from any thread); its leaked channels are
+ * released without their destroy callback (their devices' unregistration goes on); the
+ * completions of the iterations and unregistrations it started are dropped when they
+ * come, their callbacks not called (they were meant for the forced thread). What
+ * references it keeps a remnant of it, closed to sends, until the last reference goes.
  * \return 0, or -EINVAL if thread is NULL or not the calling thread.
  */
 int sl_thread_exit(struct sl_thread *thread);

@@ -3,16 +3,18 @@
 
 /*
  * Unit tests of a forced exit (env/thread.c, env/io_channel.c): a thread that does not
- * finish exiting within the exit timeout (lowered here to a few milliseconds) is marked
+ * finish exiting within the exit timeout (lowered here to 50 ms) is marked
  * exited and destroyed while it still holds pollers or channels, awaits completions,
  * or has messages queued. Nothing it leaves may be touched after it is freed: by the
- * holders of its pollers, or by the iterations and unregistrations it started. Run
- * under ASan to see the use-after-free these used to be.
+ * holders of its pollers, by the iterations and unregistrations it started, or by the
+ * messages sent to it. Run under ASan to see the use-after-free these used to be.
  * Threads are polled by hand.
  */
 
 #include <CUnit/Basic.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -354,6 +356,151 @@ test_forced_poller_unregistered_before_destroy(void)
 	sl_thread_destroy(t);
 }
 
+struct unregister_race {
+	struct sl_poller *poller;
+	uint64_t delay_us;
+	atomic_int go;
+};
+
+static void *
+unregister_race_main(void *arg)
+{
+	struct unregister_race *r = arg;
+	uint64_t end;
+
+	while (!atomic_load(&r->go)) {
+		sched_yield();
+	}
+	end = sl_get_ticks() + r->delay_us * sl_get_ticks_hz() / 1000000;
+	while (sl_get_ticks() < end) {
+	}
+	sl_poller_unregister(&r->poller);
+	return NULL;
+}
+
+/*
+ * The holder of a leaked poller unregisters it from another OS thread while its thread
+ * is forced out and destroyed: before the exit closes (the message runs), between the
+ * exit and the destruction (the destruction frees it), after (the holder frees it).
+ */
+static void
+test_forced_poller_unregister_race(void)
+{
+	uint32_t saved = g_thread_exit_timeout_ms;
+	struct unregister_race r;
+	struct sl_thread *t;
+	pthread_t tid;
+	int runs = 0, i;
+
+	g_thread_exit_timeout_ms = 1;
+	for (i = 0; i < 60; i++) {
+		t = thread_new("leaky");
+		sl_set_thread(t);
+		r.poller = sl_poller_register(poller_idle, &runs, 0, "raced");
+		sl_set_thread(NULL);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(r.poller);
+		r.delay_us = (uint64_t)(i % 20) * 100;
+		atomic_store(&r.go, 0);
+		CU_ASSERT_FATAL(pthread_create(&tid, NULL, unregister_race_main, &r) == 0);
+		exit_begin(t);
+		atomic_store(&r.go, 1);
+		poll_until_forced(t);
+		sl_thread_destroy(t);
+		pthread_join(tid, NULL);
+		CU_ASSERT(r.poller == NULL);
+	}
+	g_thread_exit_timeout_ms = saved;
+}
+
+/* --- Messages queued when it is forced out ----------------------------------------- */
+
+static atomic_int g_msgs_ran;
+
+static void
+msg_count(void *arg)
+{
+	atomic_fetch_add(&g_msgs_ran, 1);
+}
+
+/* Queue n messages to t from another thread, after t's exit timeout has passed. */
+static void
+queue_after_timeout(struct sl_thread *t, struct sl_thread *from, int n)
+{
+	int i;
+
+	usleep(2 * EXIT_TIMEOUT_MS * 1000);
+	sl_set_thread(from);
+	for (i = 0; i < n; i++) {
+		CU_ASSERT(sl_thread_send_msg(t, msg_count, NULL) == 0);
+	}
+	sl_set_thread(NULL);
+}
+
+/*
+ * A message accepted runs (sl_thread_send_msg), also when the thread it was sent to is
+ * forced out with a backlog: more than one poll's batch is queued when the timeout hits.
+ */
+static void
+test_forced_runs_queued_msgs(void)
+{
+	struct sl_thread *t = thread_new("leaky"), *other = thread_new("other");
+	struct sl_poller *p;
+	int runs = 0;
+
+	atomic_store(&g_msgs_ran, 0);
+	sl_set_thread(t);
+	p = sl_poller_register(poller_idle, &runs, 0, "leaked");
+	sl_set_thread(NULL);
+	exit_begin(t);
+	sl_thread_poll(t, 0, 0);
+	CU_ASSERT_FATAL(!sl_thread_is_exited(t));
+	queue_after_timeout(t, other, 3 * THREAD_MSG_BATCH);
+	sl_thread_poll(t, 0, 0);
+	CU_ASSERT(sl_thread_is_exited(t));
+	CU_ASSERT(atomic_load(&g_msgs_ran) == 3 * THREAD_MSG_BATCH);
+	sl_set_thread(other);
+	CU_ASSERT(sl_thread_send_msg(t, msg_count, NULL) == -EIO);
+	sl_set_thread(NULL);
+	sl_thread_destroy(t);
+	sl_poller_unregister(&p);
+	CU_ASSERT(sl_ut_thread_end(other) == 0);
+}
+
+/*
+ * An iteration step queued behind a backlog on a thread that is forced out: the
+ * iteration must still visit it and complete on its origin (and the device, whose
+ * unregistration waits for the iteration, be freed).
+ */
+static void
+test_forced_iteration_step_queued(void)
+{
+	struct sl_thread *t = thread_new("leaky"), *orig = thread_new("fe_orig");
+
+	dev_register();
+	chan_get(t); /* leaked */
+	atomic_store(&g_fe_visits, 0);
+	atomic_store(&g_fe_cpls, 0);
+	atomic_store(&g_msgs_ran, 0);
+	exit_begin(t);
+	sl_thread_poll(t, 0, 0);
+	CU_ASSERT_FATAL(!sl_thread_is_exited(t));
+	queue_after_timeout(t, orig, 2 * THREAD_MSG_BATCH);
+	sl_set_thread(orig);
+	sl_for_each_channel(&g_dev, fe_channel_visit, NULL, fe_channel_done);
+	sl_io_device_unregister(&g_dev, dev_unregistered);
+	sl_set_thread(NULL);
+
+	sl_thread_poll(t, 0, 0);
+	CU_ASSERT(sl_thread_is_exited(t));
+	sl_thread_destroy(t);
+	sl_ut_poll(orig);
+	CU_ASSERT(atomic_load(&g_fe_visits) == 1);
+	CU_ASSERT(atomic_load(&g_fe_cpls) == 1);
+	CU_ASSERT(g_unregistered == 1);
+	CU_ASSERT(g_unregister_thread == orig);
+	CU_ASSERT(sl_ut_thread_end(orig) == 0);
+}
+
 /* --- Channels ----------------------------------------------------------------------- */
 
 /*
@@ -418,5 +565,8 @@ main(void)
 	CU_ADD_TEST(suite, test_forced_for_each_channel_origin);
 	CU_ADD_TEST(suite, test_forced_pollers_unregistered_later);
 	CU_ADD_TEST(suite, test_forced_poller_unregistered_before_destroy);
+	CU_ADD_TEST(suite, test_forced_poller_unregister_race);
+	CU_ADD_TEST(suite, test_forced_runs_queued_msgs);
+	CU_ADD_TEST(suite, test_forced_iteration_step_queued);
 	return sl_ut_run();
 }
