@@ -226,11 +226,15 @@ def main():
             for rnd in range(args.rounds):
                 if args.rounds > 1:
                     print(f"round {rnd + 1} of {args.rounds}", flush=True)
+                # A directory per round: a server may leave its socket behind (nbdkit then
+                # refuses to start on it).
+                rtmp = os.path.join(tmp, f"round{rnd + 1}")
+                os.mkdir(rtmp)
                 for s in servers:
                     if shutil.which(tools[s]) is None:
                         print(f"{s}: {tools[s]} is missing, skipped")
                         continue
-                    run_server(report, started, makers[s], args, tmp, wl)
+                    run_server(report, started, makers[s], args, rtmp, wl)
         finally:
             # Normally done already; this is for an interrupted run.
             for server in started:

@@ -218,8 +218,12 @@ def main():
         for rnd in range(args.rounds):
             if args.rounds > 1:
                 print(f"round {rnd + 1} of {args.rounds}", flush=True)
+            # A directory per round: a server may leave its socket behind (nbdkit then
+            # refuses to start on it).
+            rtmp = os.path.join(tmp, f"round{rnd + 1}")
+            os.mkdir(rtmp)
             for s in servers:
-                run_server(report, makers[s], args, tmp, wl)
+                run_server(report, makers[s], args, rtmp, wl)
     print()
     print(report.markdown())
     paths = report.write()
