@@ -223,13 +223,7 @@ def main():
     started = []
     with tempfile.TemporaryDirectory(prefix="sluice-fuse-bench-") as tmp:
         try:
-            for rnd in range(args.rounds):
-                if args.rounds > 1:
-                    print(f"round {rnd + 1} of {args.rounds}", flush=True)
-                # A directory per round: a server may leave its socket behind (nbdkit then
-                # refuses to start on it).
-                rtmp = os.path.join(tmp, f"round{rnd + 1}")
-                os.mkdir(rtmp)
+            for rtmp in benchlib.rounds(args.rounds, tmp):
                 for s in servers:
                     if shutil.which(tools[s]) is None:
                         print(f"{s}: {tools[s]} is missing, skipped")

@@ -155,6 +155,18 @@ class Server:
             self.cleanup()
 
 
+def rounds(count, tmp):
+    """Yield a fresh directory under tmp for each of count rounds, announcing each
+    when there are several. A directory per round: a server may leave its socket
+    behind (nbdkit then refuses to start on it)."""
+    for rnd in range(count):
+        if count > 1:
+            print(f"round {rnd + 1} of {count}", flush=True)
+        path = os.path.join(tmp, f"round{rnd + 1}")
+        os.mkdir(path)
+        yield path
+
+
 def fio(args, cpus=None, timeout=600):
     """Run fio; return (summary dict, raw json). Raises on failure."""
     cmd = pinned(["fio", "--output-format=json"] + list(args), cpus)

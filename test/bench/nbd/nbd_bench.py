@@ -215,13 +215,7 @@ def main():
             print(f"nbd_bench: unknown server {s}")
             return 2
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
-        for rnd in range(args.rounds):
-            if args.rounds > 1:
-                print(f"round {rnd + 1} of {args.rounds}", flush=True)
-            # A directory per round: a server may leave its socket behind (nbdkit then
-            # refuses to start on it).
-            rtmp = os.path.join(tmp, f"round{rnd + 1}")
-            os.mkdir(rtmp)
+        for rtmp in benchlib.rounds(args.rounds, tmp):
             for s in servers:
                 run_server(report, makers[s], args, rtmp, wl)
     print()
