@@ -41,9 +41,13 @@ pthread_mutex_t g_threads_lock = PTHREAD_MUTEX_INITIALIZER;
 struct thread_list g_threads = TAILQ_HEAD_INITIALIZER(g_threads);
 uint32_t g_thread_exit_timeout_ms = THREAD_EXIT_TIMEOUT_MS;
 uint64_t g_thread_fd_poll_ticks;
+static uint64_t g_thread_direct_refresh_ticks;
 
 /* Quiet fd pollers are polled every this many microseconds (see thread_poll_fds_due). */
 #define THREAD_FD_POLL_US 4
+/* A hot thread puts its detached fd pollers back into epoll this often: those still
+ * busy leave it again at their next event, quiet ones stay (see sl_thread_set_hot). */
+#define THREAD_DIRECT_REFRESH_US 1000
 
 static uint64_t g_next_thread_id = 1;
 static struct sl_thread *g_app_thread;
@@ -287,6 +291,7 @@ sl_thread_lib_init(sl_new_thread_fn new_thread_fn, size_t ctx_sz)
 	/* Ticks must be calibrated before the first thread reads them. */
 	sl_get_ticks_hz();
 	g_thread_fd_poll_ticks = ticks_from_us(THREAD_FD_POLL_US);
+	g_thread_direct_refresh_ticks = ticks_from_us(THREAD_DIRECT_REFRESH_US);
 	snprintf(name, sizeof(name), "sl_msg_%d", getpid());
 	g_msg_pool = env_mempool_create_heap(name, THREAD_MSG_POOL_SIZE, sizeof(struct thread_msg));
 	if (g_msg_pool == NULL) {
@@ -868,9 +873,131 @@ thread_run_timed_pollers(struct sl_thread *thread, uint64_t now)
 	return busy;
 }
 
+/* --- Direct fd pollers ------------------------------------------------------------ */
+
+static void
+direct_remove(struct sl_thread *thread, struct sl_poller *p)
+{
+	uint32_t i;
+
+	for (i = 0; i < thread->direct_count; i++) {
+		if (thread->direct[i] == p) {
+			thread->direct[i] = thread->direct[--thread->direct_count];
+			break;
+		}
+	}
+	p->detached = false;
+}
+
+/* Take a direct fd poller out of epoll: its thread runs it on every iteration. A
+ * failed EPOLL_CTL_DEL leaves it watched, which loses nothing. */
+static void
+poller_fd_detach(struct sl_thread *thread, struct sl_poller *p, uint64_t now)
+{
+	if (thread->direct_count == THREAD_DIRECT_MAX ||
+	    epoll_ctl(thread->epfd, EPOLL_CTL_DEL, p->fd, NULL) != 0) {
+		return;
+	}
+	if (thread->direct_count == 0) {
+		thread->direct_since_tick = now;
+	}
+	p->detached = true;
+	thread->direct[thread->direct_count++] = p;
+}
+
+/* Put a detached poller back into epoll, watching events. If that fails it stays
+ * detached, run on every iteration, and keeps its thread from sleeping: slower, but
+ * nothing is lost. \return 0 or -errno. */
+static int
+poller_fd_attach(struct sl_thread *thread, struct sl_poller *p, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = p};
+	int err;
+
+	if (epoll_ctl(thread->epfd, EPOLL_CTL_ADD, p->fd, &ev) != 0) {
+		err = errno;
+		if (!p->attach_failed) {
+			SL_ERRLOG("poller %s: cannot watch fd %d again: %s; it is polled "
+				  "without sleeping\n",
+				  p->name, p->fd, strerror(err));
+			p->attach_failed = true;
+		}
+		return -err;
+	}
+	direct_remove(thread, p);
+	return 0;
+}
+
+static void
+thread_attach_direct(struct sl_thread *thread)
+{
+	uint32_t i = thread->direct_count;
+
+	/* Backwards: an attach moves the last entry, already seen, into slot i. */
+	while (i-- > 0) {
+		struct sl_poller *p = thread->direct[i];
+
+		poller_fd_attach(thread, p, p->events);
+	}
+}
+
+/* Run an fd poller that epoll reported, or that a scheduler saw ready. A hot thread
+ * takes a direct one out of epoll. */
+static int
+poller_run_fd(struct sl_thread *thread, struct sl_poller *p, uint64_t now)
+{
+	int rc = poller_run(p);
+
+	if (p->direct) {
+		thread->direct_runs++;
+		if (thread->hot && p->state == POLLER_STATE_WAITING) {
+			poller_fd_detach(thread, p, now);
+		}
+	}
+	return rc;
+}
+
+/* Run the detached pollers. \return how many returned BUSY. */
+static int
+thread_run_direct(struct sl_thread *thread)
+{
+	struct sl_poller *batch[THREAD_DIRECT_MAX];
+	uint32_t i, n = thread->direct_count;
+	int busy = 0;
+
+	/* A callback may change the array; the pollers stay allocated until the reap. */
+	memcpy(batch, thread->direct, n * sizeof(batch[0]));
+	for (i = 0; i < n; i++) {
+		struct sl_poller *p = batch[i];
+
+		/* Unregistered, paused or put back by an earlier callback of this batch. */
+		if (!p->detached || p->state != POLLER_STATE_WAITING) {
+			continue;
+		}
+		thread->direct_runs++;
+		busy += poller_run(p);
+	}
+	return busy;
+}
+
+void
+sl_thread_set_hot(struct sl_thread *thread, bool hot)
+{
+	thread->hot = hot;
+	if (!hot) {
+		thread_attach_direct(thread);
+	}
+}
+
+uint64_t
+sl_thread_get_direct_runs(const struct sl_thread *thread)
+{
+	return thread->direct_runs;
+}
+
 /* \return the number of fd pollers run, or -errno; *busy is set if one returned BUSY. */
 static int
-thread_poll_fds(struct sl_thread *thread, int timeout_ms, bool *busy)
+thread_poll_fds(struct sl_thread *thread, int timeout_ms, uint64_t now, bool *busy)
 {
 	struct epoll_event evs[32];
 	struct sl_thread *orig = tls_thread;
@@ -884,11 +1011,11 @@ thread_poll_fds(struct sl_thread *thread, int timeout_ms, bool *busy)
 	for (i = 0; i < n; i++) {
 		struct sl_poller *p = evs[i].data.ptr;
 
-		/* Unregistered or paused by an earlier callback of this batch. */
-		if (p->state != POLLER_STATE_WAITING) {
+		/* Unregistered, paused or detached by an earlier callback of this batch. */
+		if (p->state != POLLER_STATE_WAITING || p->detached) {
 			continue;
 		}
-		*busy |= poller_run(p) > 0;
+		*busy |= poller_run_fd(thread, p, now) > 0;
 		count++;
 	}
 	tls_thread = orig;
@@ -900,7 +1027,7 @@ sl_thread_poll_fds(struct sl_thread *thread, int timeout_ms)
 {
 	bool busy = false;
 
-	return thread_poll_fds(thread, timeout_ms, &busy);
+	return thread_poll_fds(thread, timeout_ms, sl_get_ticks(), &busy);
 }
 
 /* Quiet fd pollers cost an epoll_wait() syscall per look, several times the cost of
@@ -909,30 +1036,38 @@ sl_thread_poll_fds(struct sl_thread *thread, int timeout_ms)
  * epoll fd readable. A poller that returns IDLE says it drained its fd: epoll will
  * tell when there is more. A thread with a single fd poller (an NBD connection's)
  * needs no epoll_wait() when the scheduler saw its epoll fd readable: that can only
- * mean that fd -- one syscall fewer per wake-up. */
+ * mean that fd -- one syscall fewer per wake-up. Detached pollers run every time; they
+ * count as work only when they return BUSY, or a hot thread would never look idle. */
 static int
 thread_run_fd_pollers(struct sl_thread *thread, uint64_t now)
 {
 	struct sl_poller *p;
 	bool busy = false;
-	int n;
+	int n = 0;
 
-	if (thread->fd_count == 0) {
+	if (thread->direct_count > 0) {
+		if (now - thread->direct_since_tick >= g_thread_direct_refresh_ticks) {
+			thread_attach_direct(thread);
+			thread->direct_since_tick = now;
+		}
+		n = thread_run_direct(thread);
+	}
+	if (thread->fd_count == thread->direct_count) {
 		/* The last fd poller may have gone in the poll that set these: left set,
 		 * they would keep the thread due forever and its reactor from sleeping. */
 		thread->fd_ready = thread->fd_busy = false;
-		return 0;
+		return n > 0;
 	}
 	if (!thread->fd_ready && !thread->fd_busy &&
 	    now - thread->last_fd_poll_tick < g_thread_fd_poll_ticks) {
-		return 0;
+		return n > 0;
 	}
 	p = TAILQ_FIRST(&thread->fd_pollers);
 	if (thread->fd_count == 1 && thread->fd_ready && p->state == POLLER_STATE_WAITING) {
-		busy = poller_run(p) > 0;
-		n = 1;
+		busy = poller_run_fd(thread, p, now) > 0;
+		n++;
 	} else {
-		n = thread_poll_fds(thread, 0, &busy);
+		n += thread_poll_fds(thread, 0, now, &busy);
 	}
 	thread->fd_ready = false;
 	thread->fd_busy = busy;
@@ -992,7 +1127,7 @@ sl_thread_next_poller_ticks(struct sl_thread *thread, uint64_t now)
 	struct sl_poller *p;
 
 	if (sl_thread_has_msgs(thread) || thread->fd_ready || thread->fd_busy ||
-	    thread->active_resumed) {
+	    thread->active_resumed || thread->direct_count > 0) {
 		return 0;
 	}
 	p = TAILQ_FIRST(&thread->timed_pollers);
@@ -1116,10 +1251,23 @@ sl_poller_fd_set_events(struct sl_poller *poller, uint32_t events)
 		return -EINVAL;
 	}
 	poller->events = events;
-	if (poller->state == POLLER_STATE_PAUSED) {
+	if (poller->state == POLLER_STATE_PAUSED || poller->detached) {
 		return 0;
 	}
 	return epoll_ctl(poller->thread->epfd, EPOLL_CTL_MOD, poller->fd, &ev) == 0 ? 0 : -errno;
+}
+
+int
+sl_poller_fd_set_direct(struct sl_poller *poller, bool direct)
+{
+	if (!poller_on_own_thread(poller, __func__) || poller->kind != POLLER_KIND_FD) {
+		return -EINVAL;
+	}
+	poller->direct = direct;
+	if (!direct && poller->detached) {
+		return poller_fd_attach(poller->thread, poller, poller->events);
+	}
+	return 0;
 }
 
 static void
@@ -1127,7 +1275,10 @@ poller_fd_watch(struct sl_poller *poller, uint32_t events)
 {
 	struct epoll_event ev = {.events = events, .data.ptr = poller};
 
-	if (epoll_ctl(poller->thread->epfd, EPOLL_CTL_MOD, poller->fd, &ev) != 0) {
+	/* ENOENT: a paused poller whose return to epoll from a hot thread failed. */
+	if (epoll_ctl(poller->thread->epfd, EPOLL_CTL_MOD, poller->fd, &ev) != 0 &&
+	    (errno != ENOENT ||
+	     epoll_ctl(poller->thread->epfd, EPOLL_CTL_ADD, poller->fd, &ev) != 0)) {
 		SL_ERRLOG("poller %s: epoll_ctl on fd %d: %s\n", poller->name, poller->fd,
 			  strerror(errno));
 	}
@@ -1138,8 +1289,12 @@ static void
 poller_unregister_unlink(struct sl_thread *thread, struct sl_poller *p, bool paused)
 {
 	if (p->kind == POLLER_KIND_FD) {
-		/* The fd may already be closed; then epoll dropped it by itself. */
-		epoll_ctl(thread->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+		if (p->detached) {
+			direct_remove(thread, p);
+		} else {
+			/* The fd may already be closed; then epoll dropped it by itself. */
+			epoll_ctl(thread->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+		}
 		if (!paused) {
 			thread->fd_count--;
 		}
@@ -1269,7 +1424,12 @@ sl_poller_pause(struct sl_poller *p)
 		break;
 	case POLLER_KIND_FD:
 		/* fd_poll loops walk epoll's array, not the list: moving it is safe. */
-		poller_fd_watch(p, 0);
+		if (!p->detached) {
+			poller_fd_watch(p, 0);
+		} else if (poller_fd_attach(thread, p, 0) != 0) {
+			/* Out of epoll: the resume adds it back. */
+			direct_remove(thread, p);
+		}
 		TAILQ_REMOVE(&thread->fd_pollers, p, tailq);
 		TAILQ_INSERT_TAIL(&thread->paused_pollers, p, tailq);
 		thread->fd_count--;

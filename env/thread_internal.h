@@ -57,6 +57,9 @@ enum poller_kind {
 	POLLER_KIND_FD,     /* run when its fd has events */
 };
 
+/* Most fd pollers a hot thread takes out of epoll at once. */
+#define THREAD_DIRECT_MAX 8
+
 struct sl_poller {
 	TAILQ_ENTRY(sl_poller) tailq;
 	enum poller_state state;
@@ -70,6 +73,11 @@ struct sl_poller {
 	uint32_t events;
 	uint64_t run_count;
 	uint64_t busy_count;
+	/* fd pollers: direct - may run with no events (sl_poller_fd_set_direct);
+	 * detached - out of epoll, run on every iteration of its hot thread. */
+	bool direct;
+	bool detached;
+	bool attach_failed; /* logged once */
 	/* Under g_threads_lock, once the thread has exited (see sl_thread_destroy):
 	 * orphaned          - its thread was forced out and destroyed; the poller stays
 	 *                     allocated, holding a reference on the thread's struct,
@@ -133,6 +141,15 @@ struct sl_thread {
 	uint64_t last_fd_poll_tick;
 	bool fd_ready; /* set by a scheduler that saw the epoll fd readable */
 	bool fd_busy;  /* an fd poller returned BUSY: poll again next iteration */
+	/* Direct fd pollers (see sl_thread_set_hot): while the thread is hot, those that
+	 * run leave epoll for the direct array and run on every iteration; all go back
+	 * when it cools, and every THREAD_DIRECT_REFRESH_US, so quiet ones stop costing
+	 * a syscall per iteration. */
+	bool hot;
+	uint32_t direct_count;
+	struct sl_poller *direct[THREAD_DIRECT_MAX];
+	uint64_t direct_since_tick; /* when the array was last emptied */
+	uint64_t direct_runs;       /* runs of direct fd pollers, attached or not */
 	/* A run-always poller was resumed and has not run since: the thread is due (the
 	 * reactor sleeps once it is idle, and nothing would wake it for this one). */
 	bool active_resumed;

@@ -124,6 +124,19 @@ void sl_thread_destroy(struct sl_thread *thread);
 int sl_thread_poll(struct sl_thread *thread, uint32_t max_msgs, uint64_t now);
 
 /**
+ * Tell a thread whether its scheduler spins (busy polling, or an adaptive reactor
+ * under load). While it is hot, a direct fd poller (sl_poller_fd_set_direct) that
+ * runs leaves epoll and runs on every iteration; every millisecond they go back,
+ * leaving again at their next event, so quiet ones stop costing a syscall per
+ * iteration. Cooling puts them all back: do it before sleeping on the thread's epoll
+ * fd (sl_thread_next_poller_ticks returns 0 while one is out). By the thread's
+ * scheduler only.
+ */
+void sl_thread_set_hot(struct sl_thread *thread, bool hot);
+/** \return how many times the thread has run direct fd pollers (for schedulers). */
+uint64_t sl_thread_get_direct_runs(const struct sl_thread *thread);
+
+/**
  * \return ticks until the thread's next timed poller is due (0 if one is due now or a
  * message is queued), or UINT64_MAX if it has none. Used by adaptive scheduling.
  */
@@ -209,6 +222,18 @@ struct sl_poller *sl_poller_register_fd(int fd, uint32_t events, sl_poller_fn fn
  * or -errno from epoll_ctl.
  */
 int sl_poller_fd_set_events(struct sl_poller *poller, uint32_t events);
+/**
+ * Let a hot thread (sl_thread_set_hot) take this fd poller's fd out of epoll and run
+ * the poller on every iteration instead, events or not. A peer writing to a socket
+ * that sits in an epoll set pays for epoll's wake-up callbacks on its own CPU, whether
+ * anyone waits there or not (a tenth of an NBD client's throughput at 150K 4 KiB
+ * writes/s); a spinning thread needs no wake-up. Only for a poller whose fn copes
+ * with a run that finds nothing (a non-blocking fd, EAGAIN handled) and that does
+ * not depend on which events fired. Only on the poller's thread.
+ * \return 0, -EINVAL if poller is not an fd poller or this is not its thread (logged),
+ * or -errno if putting it back into epoll failed (direct false).
+ */
+int sl_poller_fd_set_direct(struct sl_poller *poller, bool direct);
 /**
  * Unregister a poller and set *poller to NULL. NULL is allowed. On the poller's thread
  * (from any callback, the poller's own included) it never runs again. From another

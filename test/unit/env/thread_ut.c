@@ -581,6 +581,207 @@ test_fd_poller(void)
 	CU_ASSERT(sl_ut_thread_end(t) == 0);
 }
 
+/* Is fd in the thread's epoll set? /proc lists an epoll fd's entries, "tfd: N ...". */
+static bool
+in_epoll(struct sl_thread *t, int fd)
+{
+	char path[64], line[256];
+	bool found = false;
+	FILE *f;
+	int tfd;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", t->epfd);
+	f = fopen(path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		found = sscanf(line, "tfd: %d", &tfd) == 1 && tfd == fd;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Poll until the thread has n detached pollers (bounded). \return whether it has. */
+static bool
+poll_until_detached(struct sl_thread *t, uint32_t n)
+{
+	uint64_t end = now_ms() + 1000;
+
+	while (t->direct_count != n && now_ms() < end) {
+		sl_thread_poll(t, 0, 0);
+	}
+	return t->direct_count == n;
+}
+
+/* Direct fd pollers leave epoll while their thread is hot, and come back when it cools,
+ * pauses them, or after a millisecond; they run on every iteration meanwhile. The
+ * iterations that must not reach that millisecond run at the tick of the detach. */
+static void
+test_fd_poller_direct(void)
+{
+	struct sl_thread *t = thread_new("direct");
+	struct fd_ctx c = {.fd = eventfd(0, EFD_NONBLOCK)};
+	struct fd_ctx plain = {.fd = eventfd(0, EFD_NONBLOCK)};
+	struct sl_poller *timed;
+	uint64_t v;
+	int n = 0;
+
+	sl_set_thread(t);
+	c.poller = sl_poller_register_fd(c.fd, EPOLLIN, poller_fd_read, &c, "direct");
+	plain.poller = sl_poller_register_fd(plain.fd, EPOLLIN, poller_fd_read, &plain, "plain");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c.poller);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(plain.poller);
+	timed = sl_poller_register(poller_count, &n, 1000000, "timed");
+	CU_ASSERT(sl_poller_fd_set_direct(timed, true) == -EINVAL);
+	CU_ASSERT(sl_poller_fd_set_direct(c.poller, true) == 0);
+	/* Cold: a direct poller is an fd poller like any other. */
+	fd_kick(c.fd);
+	poll_for_ms(t, 2);
+	CU_ASSERT(c.runs == 1);
+	CU_ASSERT(t->direct_count == 0 && in_epoll(t, c.fd));
+	CU_ASSERT(sl_thread_get_direct_runs(t) == 1);
+
+	/* Hot: it leaves epoll at its next run, the plain one stays. */
+	sl_thread_set_hot(t, true);
+	fd_kick(plain.fd);
+	poll_for_ms(t, 2);
+	CU_ASSERT(plain.runs == 1 && in_epoll(t, plain.fd));
+	CU_ASSERT(t->direct_count == 0);
+	fd_kick(c.fd);
+	CU_ASSERT_FATAL(poll_until_detached(t, 1));
+	CU_ASSERT(c.poller->detached && !in_epoll(t, c.fd));
+	CU_ASSERT(sl_thread_next_poller_ticks(t, sl_get_ticks()) == 0);
+	/* Out of epoll it runs on every iteration, and finds what comes. */
+	c.runs = 0;
+	sl_thread_poll(t, 0, t->direct_since_tick);
+	sl_thread_poll(t, 0, t->direct_since_tick);
+	CU_ASSERT(c.runs == 2);
+	fd_kick(c.fd);
+	sl_thread_poll(t, 0, t->direct_since_tick);
+	CU_ASSERT(c.runs == 3);
+	CU_ASSERT(read(c.fd, &v, sizeof(v)) < 0 && errno == EAGAIN);
+	/* Its events change with no epoll entry to change. */
+	CU_ASSERT(sl_poller_fd_set_events(c.poller, EPOLLIN | EPOLLOUT) == 0);
+	CU_ASSERT(c.poller->events == (EPOLLIN | EPOLLOUT) && !in_epoll(t, c.fd));
+	CU_ASSERT(sl_poller_fd_set_events(c.poller, EPOLLIN) == 0);
+
+	/* Paused, it goes back into epoll (watching nothing) and does not run. */
+	sl_poller_pause(c.poller);
+	CU_ASSERT(t->direct_count == 0 && !c.poller->detached && in_epoll(t, c.fd));
+	c.runs = 0;
+	fd_kick(c.fd);
+	poll_for_ms(t, 2);
+	CU_ASSERT(c.runs == 0);
+	sl_poller_resume(c.poller);
+	CU_ASSERT(poll_until_detached(t, 1));
+	CU_ASSERT(c.runs >= 1);
+
+	/* A millisecond after the detach it goes back, quiet, and stays. */
+	sl_thread_poll(t, 0, t->direct_since_tick + sl_get_ticks_hz() / 500);
+	CU_ASSERT(t->direct_count == 0 && in_epoll(t, c.fd));
+	c.runs = 0;
+	poll_for_ms(t, 2);
+	CU_ASSERT(c.runs == 0);
+	fd_kick(c.fd);
+	CU_ASSERT(poll_until_detached(t, 1));
+
+	/* Cooling puts it back; events reach epoll again. */
+	sl_thread_set_hot(t, false);
+	CU_ASSERT(t->direct_count == 0 && in_epoll(t, c.fd));
+	poll_for_ms(t, 2); /* its last run read a kick: BUSY asks for one more look */
+	CU_ASSERT(sl_thread_next_poller_ticks(t, sl_get_ticks()) != 0);
+	fd_kick(c.fd);
+	CU_ASSERT(sl_thread_poll_fds(t, 0) == 1);
+
+	/* Not direct any more: back into epoll at once, and never out again. */
+	sl_thread_set_hot(t, true);
+	fd_kick(c.fd);
+	CU_ASSERT(poll_until_detached(t, 1));
+	CU_ASSERT(sl_poller_fd_set_direct(c.poller, false) == 0);
+	CU_ASSERT(t->direct_count == 0 && in_epoll(t, c.fd));
+	fd_kick(c.fd);
+	poll_for_ms(t, 2);
+	CU_ASSERT(t->direct_count == 0);
+
+	/* Unregistered while out of epoll: gone from the direct array too. */
+	CU_ASSERT(sl_poller_fd_set_direct(c.poller, true) == 0);
+	fd_kick(c.fd);
+	CU_ASSERT(poll_until_detached(t, 1));
+	sl_poller_unregister(&c.poller);
+	CU_ASSERT(t->direct_count == 0);
+	c.runs = 0;
+	fd_kick(c.fd);
+	poll_for_ms(t, 2);
+	CU_ASSERT(c.runs == 0);
+	sl_poller_unregister(&plain.poller);
+	sl_poller_unregister(&timed);
+	CU_ASSERT(sl_thread_next_poller_ticks(t, sl_get_ticks()) == UINT64_MAX);
+	close(c.fd);
+	close(plain.fd);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
+}
+
+/* Two detached pollers; the first to run unregisters the other, which must not run
+ * in the same batch (under ASan, a run of it after the reap would be caught too). */
+struct direct_one {
+	int fd;
+	int *runs;
+	bool unregister;
+	struct sl_poller *poller;
+	struct sl_poller **other;
+};
+
+static int
+direct_unregister_other(void *arg)
+{
+	struct direct_one *d = arg;
+	uint64_t v;
+
+	(*d->runs)++;
+	if (read(d->fd, &v, sizeof(v)) == sizeof(v) && d->unregister) {
+		sl_poller_unregister(d->other);
+	}
+	return SL_POLLER_IDLE;
+}
+
+static void
+test_fd_poller_direct_unregister_in_batch(void)
+{
+	struct sl_thread *t = thread_new("direct2");
+	struct direct_one a = {.fd = eventfd(0, EFD_NONBLOCK)},
+			  b = {.fd = eventfd(0, EFD_NONBLOCK)};
+	int runs = 0;
+
+	sl_set_thread(t);
+	sl_thread_set_hot(t, true);
+	a.runs = b.runs = &runs;
+	a.other = &b.poller;
+	b.other = &a.poller;
+	a.poller = sl_poller_register_fd(a.fd, EPOLLIN, direct_unregister_other, &a, "a");
+	b.poller = sl_poller_register_fd(b.fd, EPOLLIN, direct_unregister_other, &b, "b");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a.poller);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b.poller);
+	CU_ASSERT(sl_poller_fd_set_direct(a.poller, true) == 0);
+	CU_ASSERT(sl_poller_fd_set_direct(b.poller, true) == 0);
+	fd_kick(a.fd);
+	fd_kick(b.fd);
+	CU_ASSERT_FATAL(poll_until_detached(t, 2));
+	/* Both have input; whichever runs first unregisters the other. */
+	a.unregister = b.unregister = true;
+	runs = 0;
+	fd_kick(a.fd);
+	fd_kick(b.fd);
+	sl_thread_poll(t, 0, t->direct_since_tick);
+	CU_ASSERT(runs == 1);
+	CU_ASSERT(t->direct_count == 1);
+	CU_ASSERT((a.poller == NULL) != (b.poller == NULL));
+	sl_poller_unregister(&a.poller);
+	sl_poller_unregister(&b.poller);
+	CU_ASSERT(t->direct_count == 0);
+	close(a.fd);
+	close(b.fd);
+	CU_ASSERT(sl_ut_thread_end(t) == 0);
+}
+
 /* The pollers of test_poller_calls_off_thread, and the last error logged. */
 struct off_thread {
 	struct sl_poller *active, *timed, *fd;
@@ -1052,6 +1253,8 @@ main(void)
 	CU_ADD_TEST(suite, test_poller_pause_resume);
 	CU_ADD_TEST(suite, test_poller_busy_kinds);
 	CU_ADD_TEST(suite, test_fd_poller);
+	CU_ADD_TEST(suite, test_fd_poller_direct);
+	CU_ADD_TEST(suite, test_fd_poller_direct_unregister_in_batch);
 	CU_ADD_TEST(suite, test_poller_calls_off_thread);
 	CU_ADD_TEST(suite, test_poller_off_thread);
 	CU_ADD_TEST(suite, test_thread_exit_drains);
