@@ -289,6 +289,12 @@ rpc_reactors_json(struct rpc_threads_ctx *ctx)
 			      "in_interrupt", info.in_interrupt, "sleeps", (json_int_t)info.sleeps,
 			      "thread_count", (int)info.thread_count, "lw_threads",
 			      json_array_get(ctx->lw_threads, i));
+		if (r != NULL) {
+			json_object_set_new(r, "is_hot", json_boolean(info.hot));
+			json_object_set_new(r, "hot_periods",
+					    json_integer((json_int_t)info.hot_periods));
+			json_object_set_new(r, "hot", json_integer((json_int_t)info.hot_tsc));
+		}
 		if (r != NULL && json_integer_value(json_array_get(ctx->tids, i)) > 0) {
 			json_object_set(r, "tid", json_array_get(ctx->tids, i));
 		}

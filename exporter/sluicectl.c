@@ -232,7 +232,7 @@ ctl_print_reactors(const json_t *result)
 {
 	static const struct ctl_column cols[] = {
 		{"LCORE", "lcore"},   {"BUSY%", "busy_pct"}, {"SLEEPING", "in_interrupt"},
-		{"SLEEPS", "sleeps"}, {"THREADS", "names"},
+		{"SLEEPS", "sleeps"}, {"HOT", "is_hot"},     {"THREADS", "names"},
 	};
 	json_t *rows = json_deep_copy(json_object_get(result, "reactors")), *row, *t;
 	char buf[256], pct[16];

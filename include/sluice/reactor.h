@@ -10,6 +10,11 @@
  * epoll until a message, a timed poller's deadline or a registered fd wakes it, so an
  * idle daemon costs nothing. "Busy" means a message ran, or a run-always or fd poller
  * returned SL_POLLER_BUSY (see enum sl_poller_status for the pollers' contract).
+ * Under load an adaptive reactor turns hot: when fd work has come every few
+ * microseconds for a few milliseconds, it stops sleeping for a while, and its threads'
+ * direct fd pollers (sl_poller_fd_set_direct) leave epoll, which spares the peers
+ * writing to those sockets epoll's wake-up callbacks; it cools, and sleeps again,
+ * when the load drops. A busy-polling reactor is always hot.
  *
  * Threads are placed when created: on the given reactor (sl_reactor_thread_create),
  * else round-robin over the reactors whose core is in the thread's cpumask. A thread
@@ -92,7 +97,10 @@ struct sl_reactor_info {
 	bool in_interrupt; /* sleeping in epoll right now (adaptive) */
 	uint64_t busy_tsc;
 	uint64_t idle_tsc;
-	uint64_t sleeps; /* times it went to sleep */
+	uint64_t sleeps;      /* times it went to sleep */
+	bool hot;             /* spinning under load, direct fd pollers out of epoll */
+	uint64_t hot_periods; /* times it turned hot (adaptive) */
+	uint64_t hot_tsc;     /* ticks spent hot, ended periods only (adaptive) */
 	uint32_t thread_count;
 };
 /** Fill info for reactor index i. \return 0 or -EINVAL. */

@@ -11,6 +11,7 @@
 #include <CUnit/Basic.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -297,6 +298,94 @@ test_adaptive_wake_on_fd(void)
 	close(w.fd);
 }
 
+/* --- Heat ------------------------------------------------------------------------ */
+
+struct kicker {
+	int fd;
+	atomic_bool stop;
+};
+
+static void *
+kicker_main(void *arg)
+{
+	struct kicker *k = arg;
+	uint64_t one = 1;
+
+	while (!atomic_load(&k->stop)) {
+		if (write(k->fd, &one, sizeof(one)) != sizeof(one)) {
+			sched_yield();
+		}
+	}
+	return NULL;
+}
+
+static void
+fd_start_direct(void *arg)
+{
+	struct fdwatch *w = arg;
+
+	fd_start(w);
+	if (w->poller != NULL) {
+		sl_poller_fd_set_direct(w->poller, true);
+	}
+}
+
+static bool
+wait_hot(uint32_t index, bool hot, uint64_t timeout_ms)
+{
+	struct sl_reactor_info info;
+	uint64_t end = now_us() + timeout_ms * 1000;
+
+	do {
+		usleep(1000);
+		sl_reactor_get_info(index, &info);
+	} while (info.hot != hot && now_us() < end);
+	return info.hot == hot;
+}
+
+/* A reactor whose direct fd poller has input every few microseconds turns hot, and
+ * goes back to sleeping once the input stops; a quiet one never turns hot. */
+static void
+test_adaptive_heat(void)
+{
+	struct fdwatch w = {.fd = eventfd(0, EFD_NONBLOCK)};
+	struct kicker k = {.fd = w.fd};
+	struct sl_reactor_info before, after;
+	uint64_t one = 1, end;
+	pthread_t tid;
+	int runs;
+
+	run_on(g_t1, fd_start_direct, &w);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w.poller);
+	sl_reactor_get_info(1, &before);
+	usleep(20000);
+	sl_reactor_get_info(1, &after);
+	CU_ASSERT(!after.hot && after.hot_periods == before.hot_periods);
+
+	CU_ASSERT_FATAL(pthread_create(&tid, NULL, kicker_main, &k) == 0);
+	CU_ASSERT(wait_hot(1, true, 5000));
+	atomic_store(&k.stop, true);
+	pthread_join(tid, NULL);
+	sl_reactor_get_info(1, &after);
+	CU_ASSERT(after.hot_periods > before.hot_periods);
+
+	/* Quiet again: it cools within a hold and sleeps. */
+	CU_ASSERT(wait_hot(1, false, 5000));
+	end = now_us() + 5000000;
+	do {
+		usleep(1000);
+		sl_reactor_get_info(1, &after);
+	} while (!after.in_interrupt && now_us() < end);
+	CU_ASSERT(after.in_interrupt);
+	CU_ASSERT(after.hot_tsc > before.hot_tsc);
+	/* And its fd wakes it as before. */
+	runs = atomic_load(&w.runs);
+	CU_ASSERT(write(w.fd, &one, sizeof(one)) == sizeof(one));
+	CU_ASSERT(wait_for(&w.runs, runs + 1, 1000));
+	run_on(g_t1, fd_stop, &w);
+	close(w.fd);
+}
+
 static atomic_int g_visited;
 static atomic_int g_fe_done;
 
@@ -469,6 +558,7 @@ test_busy_poll_spins(void)
 	sl_reactor_get_info(1, &info);
 	CU_ASSERT(info.sleeps == 0);
 	CU_ASSERT(!info.in_interrupt);
+	CU_ASSERT(info.hot);
 	CU_ASSERT(info.idle_tsc > 0);
 	reactors_down();
 }
@@ -514,6 +604,7 @@ main(void)
 	CU_ADD_TEST(suite, test_adaptive_sleep_and_wake_on_msg);
 	CU_ADD_TEST(suite, test_adaptive_wake_on_timer);
 	CU_ADD_TEST(suite, test_adaptive_wake_on_fd);
+	CU_ADD_TEST(suite, test_adaptive_heat);
 	CU_ADD_TEST(suite, test_for_each_thread);
 	suite = sl_ut_suite("reactor", NULL, NULL);
 	CU_ADD_TEST(suite, test_stop_drains_messages);
