@@ -1175,6 +1175,9 @@ nbd_conn_start(struct nbd_conn *conn, sl_nbd_conn_done_cb done_cb, void *cb_arg)
 		conn->ch = NULL;
 		return rc != 0 ? rc : -ENOMEM;
 	}
+	/* conn_poll reads until EAGAIN and acts on conn->events, not on what fired: a
+	 * busy reactor may run it with the socket out of epoll, sparing the client. */
+	sl_poller_fd_set_direct(conn->poller, true);
 	conn->done_cb = done_cb;
 	conn->done_arg = cb_arg;
 	if (conn->rx_tail > conn->rx_head) {
