@@ -92,8 +92,13 @@ def qsd_server(args, tmp):
     def cleanup():
         if os.path.exists(img):
             os.unlink(img)
+    # aio=io_uring by default: here it served 4 KiB reads at 68K IOPS against 48K with
+    # the thread pool. An iothread for the export would be its other lever, but the
+    # 7.2 of Debian 12 aborts (nbd_blockdev_client_closed) when a client of an export
+    # on an iothread disconnects.
     cmd = ["qemu-storage-daemon",
-           "--blockdev", f"driver=file,node-name=file0,filename={img},cache.direct=off",
+           "--blockdev", f"driver=file,node-name=file0,filename={img},cache.direct=off,"
+           f"aio={args.qsd_aio}",
            "--blockdev", "driver=raw,node-name=disk0,file=file0",
            "--nbd-server", f"addr.type=unix,addr.path={sock}",
            "--export", "type=nbd,id=exp0,node-name=disk0,name=disk,writable=on"]
@@ -187,6 +192,9 @@ def main():
                    help="run every server this many times, in turn, and report medians")
     p.add_argument("--only", default=None,
                    help="run only the workloads whose name contains this text")
+    p.add_argument("--qsd-aio", default="io_uring", choices=("threads", "io_uring"),
+                   help="qemu-storage-daemon's aio= for its file (io_uring: its faster "
+                   "one here; native needs cache.direct=on, which tmpfs refuses)")
     p.add_argument("--server-cpu", default="0")
     p.add_argument("--fio-cpu", default="1")
     p.add_argument("--busy-poll", action="store_true", help="sluiced --busy-poll")

@@ -87,6 +87,9 @@ for rw in randread randwrite; do
 	run_fio /dev/nbd1 "$rw" qemu-nbd
 	run_fio /dev/nbd2 "$rw" nbdkit
 done
+# How much of its runs sluiced's reactors spent hot (polling without sleeping).
+"$ctl" -j -s "$sock" framework_get_reactors |
+	jq -r '.tick_rate as $hz | .reactors[] | "sluiced reactor \(.lcore): hot \(.hot_periods) times, \(.hot / $hz * 1000 | floor) ms in all"'
 
 vm_step "results (same guest; TCG: compare ratios only)"
 {
