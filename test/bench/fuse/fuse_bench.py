@@ -142,7 +142,7 @@ def run_server(report, started, make, args, tmp, wl):
     try:
         server.start()
     except RuntimeError as e:
-        print(f"{name}: {e} (log: {server.log})")
+        report.fail(name, "start", f"{e} (log: {server.log})", count=len(wl))
         unmount_under(tmp)
         return
     try:
@@ -151,7 +151,7 @@ def run_server(report, started, make, args, tmp, wl):
             try:
                 m = benchlib.measure(server, common + fargs, fio_cpus=args.fio_cpu)
             except RuntimeError as e:
-                print(f"{name}: {wname}: {e}")
+                report.fail(name, wname, e)
                 continue
             report.add(wname, name, m)
             print(f"{name:>8}  {wname:<26} {m['iops']:>10,.0f} IOPS  "
@@ -159,7 +159,7 @@ def run_server(report, started, make, args, tmp, wl):
                   f"{m['server_cpu_us_per_io']:6.2f} µs/IO "
                   f"({m['server_sys_us_per_io']:.2f} in the kernel)", flush=True)
     except RuntimeError as e:
-        print(f"{name}: fill: {e}")
+        report.fail(name, "fill", e, count=len(wl))
     finally:
         server.stop()
         unmount_under(tmp)
@@ -241,6 +241,9 @@ def main():
     print(report.markdown())
     paths = report.write()
     print("\nwritten: " + ", ".join(p for p in paths if p))
+    if report.failures:
+        print(f"fuse_bench: {len(report.failures)} run(s) failed")
+        return 1
     return 0
 
 

@@ -222,6 +222,8 @@ class Report:
         # Reference rows (a trivial server, say): shown, never the "best peer".
         self.references = set(references)
         self.rows = []
+        # Runs that gave no result: {"server", "what", "error"}. A bench exits 1 with any.
+        self.failures = []
         self.machine = machine_info()
         self.command = ""
         os.makedirs(outdir, exist_ok=True)
@@ -233,6 +235,12 @@ class Report:
         row.update(metrics)
         self.rows.append(row)
         return row
+
+    def fail(self, server, what, error, count=1):
+        """A run (or count of them: a server that did not start) that gave no result."""
+        print(f"{server}: {what}: {error}", flush=True)
+        self.failures.extend({"server": server, "what": what, "error": str(error)}
+                             for _ in range(count))
 
     def rounds(self):
         """The most runs any (workload, server) pair had."""
@@ -373,7 +381,8 @@ plot for [i=2:{len(servers) + 1}] '{data}' using i:xtic(1) title columnheader(i)
             medians = [self.get(w, srv) for w in self.workloads() for srv in self.servers()]
             json.dump({"title": self.title, "machine": self.machine,
                        "command": self.command, "rows": self.rows,
-                       "medians": [m for m in medians if m is not None]}, f, indent=2)
+                       "medians": [m for m in medians if m is not None],
+                       "failures": self.failures}, f, indent=2)
         md = self.markdown()
         with open(base + ".md", "w") as f:
             f.write(md + "\n")

@@ -144,17 +144,15 @@ def workloads(args):
 
 
 def run_server(report, make, args, tmp, wl):
-    """Run every workload against one server; returns how many runs failed."""
     server, uri = make(args, tmp)
     name = server.name
     common = ["--name=bench", "--ioengine=nbd", f"--uri={uri}", f"--size={args.size}M",
               "--group_reporting"]
-    failed = 0
     try:
         server.start()
     except RuntimeError as e:
-        print(f"{name}: {e}")
-        return len(wl)
+        report.fail(name, "start", e, count=len(wl))
+        return
     try:
         # Fill the device so that reads hit allocated memory on every server.
         benchlib.fio(common + ["--rw=write", "--bs=1M", "--iodepth=4"], cpus=args.fio_cpu)
@@ -165,8 +163,7 @@ def run_server(report, make, args, tmp, wl):
             try:
                 m = benchlib.measure(server, common + fargs, fio_cpus=args.fio_cpu)
             except RuntimeError as e:
-                print(f"{name}: {wname}: {e}")
-                failed += 1
+                report.fail(name, wname, e)
                 continue
             report.add(wname, name, m, kind)
             print(f"{name:>20}  {wname:<32} {m['iops']:>10,.0f} IOPS  "
@@ -174,11 +171,9 @@ def run_server(report, make, args, tmp, wl):
                   f"{m['server_cpu_us_per_io']:6.2f} µs/IO "
                   f"({m['server_sys_us_per_io']:.2f} in the kernel)", flush=True)
     except RuntimeError as e:
-        print(f"{name}: filling the device: {e}")
-        failed = len(wl)
+        report.fail(name, "filling the device", e, count=len(wl))
     finally:
         server.stop()
-    return failed
 
 
 def main():
@@ -229,17 +224,16 @@ def main():
         if s not in makers:
             print(f"nbd_bench: unknown server {s}")
             return 2
-    failed = 0
     with tempfile.TemporaryDirectory(prefix="sluice-bench-") as tmp:
         for rtmp in benchlib.rounds(args.rounds, tmp):
             for s in servers:
-                failed += run_server(report, makers[s], args, rtmp, wl)
+                run_server(report, makers[s], args, rtmp, wl)
     print()
     print(report.markdown())
     paths = report.write()
     print("\nwritten: " + ", ".join(p for p in paths if p))
-    if failed:
-        print(f"nbd_bench: {failed} run(s) failed")
+    if report.failures:
+        print(f"nbd_bench: {len(report.failures)} run(s) failed")
         return 1
     return 0
 
